@@ -1,0 +1,129 @@
+"""Prompt encoder: clicks and boxes -> prompt queries (official ``prepare_for_dn_mo``).
+
+A click (x, y) becomes the 6-pixel box (x-3, y-3, x+3, y+3); a box prompt is used as given. Each box
+is normalised by the (unpadded) image size, converted to (cx, cy, w, h), passed through the official
+``inverse_sigmoid`` / ``sigmoid`` round trip, encoded with 128 sine/cosine features per coordinate
+(order y, x, w, h; temperature 10000, scale 2*pi; mmdet ``coordinate_to_encoding``) and projected
+512 -> 256. A single positive click gives exactly the official query::
+
+    q = (label_embed[1] + mask_token) + pos_proj(PE(box))
+
+Extensions (the official weights were trained with single positive clicks only; models trained by
+rapsam's trainer learn them):
+
+* **Several clicks on one object**: a prompt holds ``n`` points with labels 1 (positive), 0 (negative)
+  or -1 (padding). Positive points and the box form the positive group, negatives the negative group;
+  ``q = (label_embed[1] + mask_token) + mean_{pos} pos_proj(PE)
+  + [any negative] (label_embed[0] + mean_{neg} pos_proj(PE))``.
+* **Box prompts**: the box itself is one more member of the positive group.
+
+A prompt needs at least one positive point or a box.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+#: Half side, in input pixels, of the box a click is turned into.
+CLICK_HALF_SIZE = 3.0
+
+
+def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """mmdet's ``inverse_sigmoid``: clamp to [0, 1], then log(x / (1 - x)) with eps."""
+    x = x.clamp(min=0, max=1)
+    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+
+
+def box_sine_encoding(
+    boxes: torch.Tensor, num_feats: int = 128, temperature: int = 10000, scale: float = 2 * math.pi
+) -> torch.Tensor:
+    """(…, 4) normalised (cx, cy, w, h) -> (…, 4 * num_feats) in the order y, x, w, h."""
+    dim_t = torch.arange(num_feats, dtype=torch.float32, device=boxes.device)
+    dim_t = temperature ** (2 * (dim_t // 2) / num_feats)
+
+    def enc(v: torch.Tensor) -> torch.Tensor:
+        p = (v * scale)[..., None] / dim_t  # (..., num_feats)
+        return torch.stack((p[..., 0::2].sin(), p[..., 1::2].cos()), dim=-1).flatten(-2)
+
+    x, y, w, h = boxes.unbind(-1)
+    return torch.cat((enc(y), enc(x), enc(w), enc(h)), dim=-1)
+
+
+def xyxy_to_cxcywh(b: torch.Tensor) -> torch.Tensor:
+    x0, y0, x1, y1 = b.unbind(-1)
+    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], -1)
+
+
+class PromptEncoder(nn.Module):
+    """Encodes point/box prompts into prompt queries of width ``channels``."""
+
+    def __init__(self, channels: int = 256) -> None:
+        super().__init__()
+        self.label_embed = nn.Embedding(2, channels)  # official pb_embedding: 0 negative, 1 positive
+        self.mask_token = nn.Embedding(1, channels)  # official mask_tokens
+        self.pos_proj = nn.Linear(2 * channels, channels)  # official pos_linear
+
+    def encode_boxes(self, boxes_xyxy: torch.Tensor, image_size: torch.Tensor) -> torch.Tensor:
+        """(…, 4) xyxy pixel boxes, image_size (…, 2) as (h, w) -> (…, C) position embeddings."""
+        h, w = image_size[..., 0], image_size[..., 1]
+        factor = torch.stack([w, h, w, h], -1).to(boxes_xyxy.dtype)
+        b = xyxy_to_cxcywh(boxes_xyxy / factor)
+        b = inverse_sigmoid(b).sigmoid()
+        return self.pos_proj(box_sine_encoding(b))
+
+    def forward(
+        self,
+        points: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        boxes: torch.Tensor | None,
+        image_sizes: torch.Tensor,
+    ) -> torch.Tensor:
+        """Build prompt queries.
+
+        Args:
+            points: (B, P, n, 2) clicks (x, y) in input pixels, or None.
+            labels: (B, P, n) long: 1 positive, 0 negative, -1 padding.
+            boxes: (B, P, 4) xyxy pixel boxes with NaN rows for "no box", or None.
+            image_sizes: (B, 2) (h, w) of the unpadded image the pixels refer to.
+
+        Returns:
+            (B, P, C) prompt queries.
+        """
+        if points is None and boxes is None:
+            raise ValueError("a prompt needs points or a box")
+        b = (points if points is not None else boxes).shape[0]
+        p = (points if points is not None else boxes).shape[1]
+        size = image_sizes.to(torch.float32)[:, None]  # (B, 1, 2)
+        c = self.mask_token.weight.shape[1]
+        dev = self.mask_token.weight.device
+        pos_sum = torch.zeros(b, p, c, device=dev)
+        pos_cnt = torch.zeros(b, p, 1, device=dev)
+        neg_sum = torch.zeros(b, p, c, device=dev)
+        neg_cnt = torch.zeros(b, p, 1, device=dev)
+        if points is not None:
+            if labels is None:
+                raise ValueError("points need labels (1 positive, 0 negative, -1 padding)")
+            pts = points.to(torch.float32)
+            click_boxes = torch.cat([pts - CLICK_HALF_SIZE, pts + CLICK_HALF_SIZE], -1)  # (B, P, n, 4)
+            emb = self.encode_boxes(click_boxes, size[:, :, None].expand(-1, p, pts.shape[2], -1))  # (B, P, n, C)
+            is_pos = (labels == 1).to(emb.dtype)[..., None]  # (B, P, n, 1)
+            is_neg = (labels == 0).to(emb.dtype)[..., None]
+            pos_sum = pos_sum + (emb * is_pos).sum(2)
+            pos_cnt = pos_cnt + is_pos.sum(2)
+            neg_sum = neg_sum + (emb * is_neg).sum(2)
+            neg_cnt = neg_cnt + is_neg.sum(2)
+        if boxes is not None:
+            has_box = ~torch.isnan(boxes).any(-1, keepdim=True)  # (B, P, 1)
+            safe = torch.where(has_box, boxes.to(torch.float32), torch.zeros_like(boxes, dtype=torch.float32))
+            emb = self.encode_boxes(safe, size.expand(-1, p, -1))  # (B, P, C)
+            pos_sum = pos_sum + emb * has_box
+            pos_cnt = pos_cnt + has_box.to(emb.dtype)
+        if bool((pos_cnt == 0).any()):
+            raise ValueError("every prompt needs at least one positive click (label 1) or a box")
+        q = (self.label_embed.weight[1] + self.mask_token.weight[0]) + pos_sum / pos_cnt
+        has_neg = (neg_cnt > 0).to(q.dtype)
+        q = q + has_neg * (self.label_embed.weight[0] + neg_sum / neg_cnt.clamp(min=1))
+        return q
