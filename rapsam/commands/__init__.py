@@ -1,0 +1,1 @@
+"""Subcommands of the ``rapsam`` CLI (each module has ``register(subparsers)``)."""
