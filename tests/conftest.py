@@ -57,7 +57,13 @@ def official_r18_model(official_r18_files):
     import rapsam
 
     w, c = official_r18_files
-    return rapsam.build_model("rapsam_r18", weights=w, classifier=c)
+    return rapsam.build_model(
+        "rapsam_r18", weights=w, classifier=c, class_names=COCO_NAMES, thing_flags=[i < 80 for i in range(133)]
+    )
+
+
+# stand-in names; the fixture classifier is random, only the thing/stuff split (80 + 53) matters
+COCO_NAMES = [f"thing{i}" if i < 80 else f"stuff{i}" for i in range(133)]
 
 
 def load_case(name: str) -> tuple[dict, dict]:

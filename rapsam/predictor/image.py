@@ -1,0 +1,146 @@
+"""``PanopticPredictor``: panoptic, instance and semantic results from one forward pass.
+
+Wraps a ``RapSam`` (SAM's ``SamPredictor(model)`` pattern): images in (numpy / PIL / tensor / path),
+typed results out, at the original image size, with the official test pipeline and post-processing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..modeling.rapsam import RapSam, RapSamOutput
+from ..structures import InstanceResult, PanopticResult, Segment, SemanticResult, masks_to_boxes
+from .base import BasePredictor
+from .postprocess import (
+    instance_scores,
+    instance_topk,
+    panoptic_keep,
+    panoptic_postprocess,
+    semantic_scores,
+)
+from .transforms import PreparedImage, logits_to_original
+
+TASKS = ("panoptic", "instance", "semantic")
+
+
+@dataclass
+class ImagePrediction:
+    """The results of ``PanopticPredictor.predict`` (each None when not asked for)."""
+
+    panoptic: PanopticResult | None = None
+    instances: InstanceResult | None = None
+    semantic: SemanticResult | None = None
+    speed: dict[str, float] = field(default_factory=dict)
+
+
+class PanopticPredictor(BasePredictor):
+    """Panoptic / instance / semantic segmentation with a RAP-SAM model.
+
+    Args:
+        model: a ``RapSam`` with a vocabulary installed.
+        image_scale: (long, short) test resize, default the model config's (1333, 800); None = no resize.
+        object_mask_thr: minimum class score of a panoptic segment (official 0.8).
+        iou_thr: minimum visible / own-area ratio of a panoptic segment (official 0.8).
+        max_per_image: instance results kept (top-k over (query, class) pairs; official 100).
+        device: run on this device (default: the model's).
+
+    Example::
+
+        predictor = PanopticPredictor(model)
+        result = predictor("street.jpg")          # PanopticResult
+        both = predictor.predict(image, tasks=("panoptic", "instance"))
+    """
+
+    def __init__(
+        self,
+        model: RapSam,
+        *,
+        image_scale: tuple[int, int] | None | str = "model",
+        object_mask_thr: float = 0.8,
+        iou_thr: float = 0.8,
+        max_per_image: int = 100,
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__(model, image_scale=image_scale, device=device)
+        self.object_mask_thr = object_mask_thr
+        self.iou_thr = iou_thr
+        self.max_per_image = max_per_image
+
+    def __call__(self, image: Any) -> PanopticResult:
+        return self.predict(image, tasks=("panoptic",)).panoptic
+
+    @torch.inference_mode()
+    def predict_torch(self, prepared: PreparedImage) -> RapSamOutput:
+        """Forward pass of the object queries on a prepared image (model frame)."""
+        return self.model(prepared.tensor, with_objects=True)
+
+    @torch.inference_mode()
+    def predict(self, image: Any, tasks: tuple[str, ...] | list[str] = TASKS) -> ImagePrediction:
+        """Run the model once and post-process for each task in ``tasks``."""
+        bad = [t for t in tasks if t not in TASKS]
+        if bad or not tasks:
+            raise ValueError(f"unknown task(s) {bad}; choose from {TASKS}")
+        self._require_vocabulary()
+        t0 = time.perf_counter()
+        rgb = self._to_rgb(image)
+        prepared = self.prepare(rgb)
+        t1 = time.perf_counter()
+        out = self.predict_torch(prepared)
+        final = out.object_outputs[-1]
+        mask_cls = final.cls_logits[0]  # (Q, K+1)
+        mask_logits = final.mask_logits[0]  # (Q, h, w)
+        t2 = time.perf_counter()
+        result = ImagePrediction()
+        if "panoptic" in tasks:
+            result.panoptic = self.panoptic_from_logits(mask_cls, mask_logits, prepared)
+        if "instance" in tasks:
+            result.instances = self.instances_from_logits(mask_cls, mask_logits, prepared)
+        if "semantic" in tasks:
+            result.semantic = self.semantic_from_logits(mask_cls, mask_logits, prepared)
+        t3 = time.perf_counter()
+        result.speed = {"preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1), "postprocess": 1e3 * (t3 - t2)}
+        for r in (result.panoptic, result.instances):
+            if r is not None:
+                r.speed = dict(result.speed)
+        return result
+
+    # -------------------------------------------------------------------------------- post-processing
+    def panoptic_from_logits(self, mask_cls: torch.Tensor, mask_logits: torch.Tensor, prepared: PreparedImage) -> PanopticResult:
+        """(Q, K+1) class logits, (Q, h, w) mask logits -> ``PanopticResult`` at the original size."""
+        idx, scores, labels = panoptic_keep(mask_cls, self.object_mask_thr)
+        # Upsampling is per query, so only the kept queries are brought to full size.
+        full = logits_to_original(mask_logits[idx], prepared.pad_size, prepared.img_size, prepared.ori_size)
+        raw = panoptic_postprocess(scores, labels, full, self.model.thing_flags, self.iou_thr, True, idx)
+        segs = []
+        names = self.model.class_names
+        for i, (lab, sc, q, th) in enumerate(zip(raw.labels, raw.scores, raw.queries, raw.is_thing)):
+            m = raw.seg_ids == i + 1
+            box = masks_to_boxes(m[None])[0].tolist()
+            segs.append(Segment(i + 1, lab, names[lab], sc, th, int(m.sum()), tuple(box), q))
+        return PanopticResult(raw.seg_ids.cpu(), segs, list(names), prepared.ori_size)
+
+    def instances_from_logits(self, mask_cls: torch.Tensor, mask_logits: torch.Tensor, prepared: PreparedImage) -> InstanceResult:
+        """Top-k thing instances, sorted by score (highest first)."""
+        cls_scores, labels, queries = instance_topk(mask_cls, self.model.thing_flags, self.max_per_image)
+        uq, inv = torch.unique(queries, return_inverse=True)
+        full = logits_to_original(mask_logits[uq], prepared.pad_size, prepared.img_size, prepared.ori_size)[inv]
+        masks, scores = instance_scores(full, cls_scores)
+        order = scores.argsort(descending=True, stable=True)
+        return InstanceResult(
+            masks=masks[order].cpu(),
+            scores=scores[order].cpu(),
+            labels=labels[order].cpu(),
+            query_indices=queries[order].cpu(),
+            class_names=list(self.model.class_names),
+            image_size=prepared.ori_size,
+        )
+
+    def semantic_from_logits(self, mask_cls: torch.Tensor, mask_logits: torch.Tensor, prepared: PreparedImage) -> SemanticResult:
+        """Class map: argmax_k sum_q p(k|q) sigmoid(m_q), scored at stride 4, upsampled like the masks."""
+        scores = semantic_scores(mask_cls, mask_logits)  # (K, h, w)
+        full = logits_to_original(scores, prepared.pad_size, prepared.img_size, prepared.ori_size)
+        return SemanticResult(full.argmax(0).cpu(), list(self.model.class_names), prepared.ori_size)
