@@ -179,6 +179,7 @@ def build_model(
         load_into(model, tensors, str(weights))
         if emb is not None:
             model.set_vocabulary(emb, header.get("class_names"), header.get("thing_flags"))
+        model.text_encoder = header.get("text_encoder")
     elif weights is not None:
         sd = read_torch_checkpoint(weights)
         if is_official_state_dict(sd):

@@ -272,6 +272,7 @@ def save_rapsam(model: torch.nn.Module, path: str | os.PathLike, extra: dict | N
         "config": to_dict(model.config),
         "class_names": list(model.class_names),
         "thing_flags": list(model.thing_flags),
+        "text_encoder": getattr(model, "text_encoder", None),
         "pixel_mean": list(model.config.pixel_mean),
         "pixel_std": list(model.config.pixel_std),
     }

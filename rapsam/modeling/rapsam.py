@@ -121,6 +121,8 @@ class RapSam(nn.Module):
         # Vocabulary metadata travelling with the classifier table (set by set_vocabulary).
         self.class_names: list[str] = []
         self.thing_flags: list[bool] = []
+        # Name of the text encoder (``rapsam.vocab.make_encoder``) class names are embedded with.
+        self.text_encoder: str | None = None
         # Filled by the builder: the ModelConfig this network was built from.
         self.config = None
 

@@ -2,7 +2,7 @@
 
 Paper: Wan et al., "SeaFormer: Squeeze-enhanced Axial Transformer for Mobile Semantic Segmentation",
 ICLR 2023 (arXiv 2301.13156); the same backbone is used by SeaFormer++ (IJCV 2025). Architecture facts,
-variant tables, parameter counts and checkpoint key names follow ``/work/shared/design/backbones.md``
+variant tables, parameter counts and checkpoint key names follow the design notes ``design/backbones.md``
 sections 2-4, read from the official code (``fudan-zvg/SeaFormer``, ``seaformer-cls/seaformer.py``); this
 file is our own implementation.
 
@@ -20,29 +20,24 @@ whole official network (without the classifier) and returns its last four stage 
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import pickle
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .base import Backbone
+from .stdc import _check_image, _load_checked, _read_state_dict, _select_nested
 
 __all__ = [
-    "SeaFormer",
     "SEAFORMER_VARIANTS",
-    "seaformer_tiny",
-    "seaformer_small",
+    "SeaFormer",
     "seaformer_base",
     "seaformer_large",
+    "seaformer_small",
+    "seaformer_tiny",
 ]
-
-_LOG = logging.getLogger(__name__)
 
 # Length of the learned squeeze-axial positional tables (resampled to the actual H or W).
 _POS_EMBED_LEN = 16
@@ -51,50 +46,66 @@ _POS_EMBED_LEN = 16
 _Rows = tuple[tuple[int, int, int, int], ...]
 
 SEAFORMER_VARIANTS: dict[str, dict] = {
-    "tiny": dict(
-        stem_channels=16,
-        stage_cfgs=(
+    "tiny": {
+        "stem_channels": 16,
+        "stage_cfgs": (
             ((3, 1, 16, 1), (3, 4, 16, 2), (3, 3, 16, 1)),
             ((5, 3, 32, 2), (5, 3, 32, 1)),
             ((3, 3, 64, 2), (3, 3, 64, 1)),
             ((5, 3, 128, 2),),
             ((3, 6, 160, 2),),
         ),
-        emb_dims=(128, 160), depths=(2, 2), num_heads=4, key_dims=(16, 24), mlp_ratios=(2, 4),
-    ),
-    "small": dict(
-        stem_channels=16,
-        stage_cfgs=(
+        "emb_dims": (128, 160),
+        "depths": (2, 2),
+        "num_heads": 4,
+        "key_dims": (16, 24),
+        "mlp_ratios": (2, 4),
+    },
+    "small": {
+        "stem_channels": 16,
+        "stage_cfgs": (
             ((3, 1, 16, 1), (3, 4, 24, 2), (3, 3, 24, 1)),
             ((5, 3, 48, 2), (5, 3, 48, 1)),
             ((3, 3, 96, 2), (3, 3, 96, 1)),
             ((5, 4, 160, 2),),
             ((3, 6, 192, 2),),
         ),
-        emb_dims=(160, 192), depths=(3, 3), num_heads=6, key_dims=(16, 24), mlp_ratios=(2, 4),
-    ),
-    "base": dict(
-        stem_channels=16,
-        stage_cfgs=(
+        "emb_dims": (160, 192),
+        "depths": (3, 3),
+        "num_heads": 6,
+        "key_dims": (16, 24),
+        "mlp_ratios": (2, 4),
+    },
+    "base": {
+        "stem_channels": 16,
+        "stage_cfgs": (
             ((3, 1, 16, 1), (3, 4, 32, 2), (3, 3, 32, 1)),
             ((5, 3, 64, 2), (5, 3, 64, 1)),
             ((3, 3, 128, 2), (3, 3, 128, 1)),
             ((5, 4, 192, 2),),
             ((3, 6, 256, 2),),
         ),
-        emb_dims=(192, 256), depths=(4, 4), num_heads=8, key_dims=(16, 24), mlp_ratios=(2, 4),
-    ),
-    "large": dict(
-        stem_channels=32,
-        stage_cfgs=(
+        "emb_dims": (192, 256),
+        "depths": (4, 4),
+        "num_heads": 8,
+        "key_dims": (16, 24),
+        "mlp_ratios": (2, 4),
+    },
+    "large": {
+        "stem_channels": 32,
+        "stage_cfgs": (
             ((3, 3, 32, 1), (3, 4, 64, 2), (3, 4, 64, 1)),
             ((5, 4, 128, 2), (5, 4, 128, 1)),
             ((3, 4, 192, 2), (3, 4, 192, 1)),
             ((5, 4, 256, 2),),
             ((3, 6, 320, 2),),
         ),
-        emb_dims=(192, 256, 320), depths=(3, 3, 3), num_heads=8, key_dims=(16, 20, 24), mlp_ratios=(2, 4, 6),
-    ),
+        "emb_dims": (192, 256, 320),
+        "depths": (3, 3, 3),
+        "num_heads": 8,
+        "key_dims": (16, 20, 24),
+        "mlp_ratios": (2, 4, 6),
+    },
 }
 
 
@@ -125,7 +136,15 @@ class Conv2dBN(nn.Sequential):
         super().__init__()
         self.add_module(
             "c",
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False),
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                kernel_size // 2,
+                groups=groups,
+                bias=False,
+            ),
         )
         bn = nn.BatchNorm2d(out_channels)
         nn.init.constant_(bn.weight, bn_weight_init)
@@ -178,11 +197,18 @@ class InvertedResidual(nn.Module):
         expand_ratio: hidden width = round(in_channels * expand_ratio).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, expand_ratio: float) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        expand_ratio: float,
+    ) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"MV2 stride must be 1 or 2, got {stride}")
-        hidden = int(round(in_channels * expand_ratio))
+        hidden = round(in_channels * expand_ratio)
         self.use_res_connect = stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if expand_ratio != 1:
@@ -211,7 +237,9 @@ class StackedMV2Block(nn.Module):
         super().__init__()
         self.stem = stem
         if stem:
-            self.stem_block = nn.Sequential(Conv2dBN(3, in_channels, 3, stride=2), nn.ReLU(inplace=True))
+            self.stem_block = nn.Sequential(
+                Conv2dBN(3, in_channels, 3, stride=2), nn.ReLU(inplace=True)
+            )
         self.num_layers = len(rows)
         c = in_channels
         for i, (k, t, out, s) in enumerate(rows):
@@ -241,7 +269,9 @@ class SqueezeAxialPositionalEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, N) -> (B, C, N)."""
-        pe = F.interpolate(self.pos_embed, size=x.shape[-1], mode="linear", align_corners=False)  # (1, C, N)
+        pe = F.interpolate(
+            self.pos_embed, size=x.shape[-1], mode="linear", align_corners=False
+        )  # (1, C, N)
         return x + pe
 
 
@@ -307,7 +337,9 @@ class SeaAttention(nn.Module):
 
         row = self._axial(q.mean(-1), k.mean(-1), v.mean(-1), self.pos_emb_rowq, self.pos_emb_rowk)
         row = self.proj_encode_row(row.reshape(b, self.dh, h, 1))  # (B, dh, H, 1)
-        col = self._axial(q.mean(-2), k.mean(-2), v.mean(-2), self.pos_emb_columnq, self.pos_emb_columnk)
+        col = self._axial(
+            q.mean(-2), k.mean(-2), v.mean(-2), self.pos_emb_columnq, self.pos_emb_columnk
+        )
         col = self.proj_encode_column(col.reshape(b, self.dh, 1, w))  # (B, dh, 1, W)
 
         axial = self.proj(v + (row + col))  # (B, C, H, W); row/col broadcast along W/H
@@ -346,7 +378,13 @@ class SeaBlock(nn.Module):
     """
 
     def __init__(
-        self, dim: int, key_dim: int, num_heads: int, mlp_ratio: float, attn_ratio: float, drop_path: float
+        self,
+        dim: int,
+        key_dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        attn_ratio: float,
+        drop_path: float,
     ) -> None:
         super().__init__()
         self.attn = SeaAttention(dim, key_dim, num_heads, attn_ratio)
@@ -379,7 +417,8 @@ class SeaLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.transformer_blocks = nn.ModuleList(
-            SeaBlock(dim, key_dim, num_heads, mlp_ratio, attn_ratio, drop_path[j]) for j in range(depth)
+            SeaBlock(dim, key_dim, num_heads, mlp_ratio, attn_ratio, drop_path[j])
+            for j in range(depth)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -440,14 +479,19 @@ class SeaFormer(Backbone):
         if n_stages != 5:
             raise ValueError(f"SeaFormer needs five MV2 stage configs (smb1..smb5), got {n_stages}")
         n_trans = len(depths)
-        if not (len(emb_dims) == len(key_dims) == len(mlp_ratios) == n_trans) or not 1 <= n_trans <= n_stages:
+        if (
+            not (len(emb_dims) == len(key_dims) == len(mlp_ratios) == n_trans)
+            or not 1 <= n_trans <= n_stages
+        ):
             raise ValueError(
                 "SeaFormer emb_dims, key_dims, depths and mlp_ratios must have the same length (1..5), got "
                 f"{len(emb_dims)}, {len(key_dims)}, {n_trans}, {len(mlp_ratios)}"
             )
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
-        widths = [int(stage_cfgs[i][-1][2]) if len(stage_cfgs[i]) else -1 for i in range(n_stages)]
+        if any(len(rows) == 0 for rows in stage_cfgs):
+            raise ValueError("every SeaFormer MV2 stage needs at least one (k, t, c, s) row")
+        widths = [int(rows[-1][2]) for rows in stage_cfgs]
         for t in range(n_trans):
             host = n_stages - n_trans + t
             if emb_dims[t] != widths[host]:
@@ -477,18 +521,22 @@ class SeaFormer(Backbone):
             host = n_stages - n_trans + t
             if host >= built:
                 continue
-            dpr = torch.linspace(0, drop_path_rate, depths[t]).tolist()  # stochastic-depth decay rule
+            dpr = torch.linspace(
+                0, drop_path_rate, depths[t]
+            ).tolist()  # stochastic-depth decay rule
             setattr(
                 self,
                 f"trans{t + 1}",
-                SeaLayer(depths[t], emb_dims[t], key_dims[t], num_heads, mlp_ratios[t], attn_ratio, dpr),
+                SeaLayer(
+                    depths[t], emb_dims[t], key_dims[t], num_heads, mlp_ratios[t], attn_ratio, dpr
+                ),
             )
             self._trans_after[host] = f"trans{t + 1}"
 
         self._num_built = built
         self._out_from = built - 4  # return the last four built stages
-        self.channels = tuple(stage_out[self._out_from:])
-        self.strides = tuple(stage_stride[self._out_from:])
+        self.channels = tuple(stage_out[self._out_from :])
+        self.strides = tuple(stage_stride[self._out_from :])
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -539,11 +587,10 @@ class SeaFormer(Backbone):
             path: local checkpoint file (``.pth``/``.pth.tar``, or ``.safetensors``).
 
         Raises:
-            FileNotFoundError: ``path`` does not exist.
-            ValueError: the file is unreadable (truncated, not a checkpoint) or lacks / mis-shapes
+            ValueError: the file does not exist, is unreadable (truncated, not a checkpoint) or lacks / mis-shapes
                 a tensor this variant needs (e.g. a SeaFormer-T file given to SeaFormer-L).
         """
-        sd = _read_state_dict(path, ("state_dict_ema", "state_dict", "model"))
+        sd = _read_state_dict(path)
         sd, unused = _select_nested(sd, ("backbone.",), ("smb1.",))
         _load_checked(
             self,
@@ -581,138 +628,3 @@ def seaformer_base(**kwargs) -> SeaFormer:
 def seaformer_large(**kwargs) -> SeaFormer:
     """SeaFormer-L (RAP-SAM's choice); Option A channels (64, 128, 192, 256). Full backbone 13,725,504 params."""
     return _build("large", **kwargs)
-
-
-# --------------------------------------------------------------------------------------------------
-# Private checkpoint helpers (same as in stdc.py, kept local so each backbone file stands alone).
-# --------------------------------------------------------------------------------------------------
-def _check_image(x: torch.Tensor, multiple: int, who: str) -> None:
-    """Validate a (B, 3, H, W) input whose H, W are multiples of ``multiple`` (skipped when tracing)."""
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
-        return
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{who} expects a normalised image batch of shape (B, 3, H, W), got {shape}")
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    if h % multiple or w % multiple:
-        raise ValueError(
-            f"{who} needs H and W to be multiples of {multiple}, got {h}x{w}; pad the batch "
-            f"(bottom/right) to a multiple of {multiple} before the backbone."
-        )
-
-
-def _read_state_dict(path: str | os.PathLike[str], wrappers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Read a checkpoint safely and return its flat tensor dict with a leading ``module.`` stripped.
-
-    ``wrappers`` are the keys tried in order for a nested state dict (else the object itself).
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained weights not found: {path!r} (pass a local checkpoint file)")
-    if path.endswith(".safetensors"):
-        try:
-            from safetensors.torch import load_file
-        except ImportError as e:  # pragma: no cover - safetensors is a dependency
-            raise ValueError("reading .safetensors needs the 'safetensors' package: pip install safetensors") from e
-        try:
-            obj: object = load_file(path, device="cpu")
-        except Exception as e:  # safetensors raises its own SafetensorError
-            raise ValueError(f"{path!r} is not a readable .safetensors file ({e}); re-download it") from e
-    else:
-        safe = [argparse.Namespace]  # timm training checkpoints store their argparse args
-        try:
-            import numpy as np
-
-            safe += [np.core.multiarray.scalar, np.dtype]  # type: ignore[attr-defined]
-            safe += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
-        except (ImportError, AttributeError):  # pragma: no cover - numpy layout changed
-            pass
-        try:
-            with torch.serialization.safe_globals(safe):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            if "weights_only" in str(e).lower() or "unsupported global" in str(e).lower():
-                raise ValueError(
-                    f"{path!r} holds Python objects that safe loading (weights_only=True) refuses: {e}. "
-                    "If you trust the file, re-save only its weights: "
-                    "torch.save(torch.load(p, weights_only=False)['state_dict'], 'clean.pth')."
-                ) from e
-            raise ValueError(f"{path!r} is not a PyTorch checkpoint (unpickling failed: {e})") from e
-        except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, IndexError, KeyError) as e:
-            raise ValueError(
-                f"could not read {path!r} as a PyTorch checkpoint ({type(e).__name__}: {e}); the file is "
-                "truncated or not a checkpoint: re-download it"
-            ) from e
-    if isinstance(obj, Mapping):
-        for name in wrappers:
-            inner = obj.get(name)
-            if isinstance(inner, Mapping) and inner:
-                obj = inner
-                break
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path!r} holds a {type(obj).__name__}, not a state dict (a dict of tensors)")
-    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not sd:
-        raise ValueError(f"{path!r} holds no tensors (keys: {list(obj)[:5]}); it is not a weights file")
-    if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
-
-
-def _select_nested(
-    sd: dict[str, torch.Tensor], prefixes: Sequence[str], own_roots: Sequence[str]
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """If the trunk sits under one of ``prefixes`` (and not at top level), take it; others are unused."""
-    if any(k.startswith(tuple(own_roots)) for k in sd):
-        return sd, []
-    for p in prefixes:
-        inner = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
-        if any(k.startswith(tuple(own_roots)) for k in inner):
-            return inner, [k for k in sd if not k.startswith(p)]
-    return sd, []
-
-
-def _summarise(keys: Sequence[str], depth: int = 1) -> str:
-    """'smb5.* (52), linear.* (2)'-style grouping of keys by their first ``depth`` components."""
-    groups: dict[str, int] = {}
-    for k in keys:
-        g = ".".join(k.split(".")[:depth])
-        groups[g] = groups.get(g, 0) + 1
-    return ", ".join(f"{g}.* ({n})" for g, n in groups.items())
-
-
-def _load_checked(
-    model: nn.Module,
-    mapped: dict[str, torch.Tensor],
-    unused: list[str],
-    path: str | os.PathLike[str],
-    what: str,
-    expected: str,
-) -> None:
-    """Load ``mapped`` into ``model`` after checking every tensor is present with the right shape.
-
-    BatchNorm ``num_batches_tracked`` counters are optional (old checkpoints lack them).
-    """
-    own = model.state_dict()
-    unused = unused + [k for k in mapped if k not in own]
-    missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")]
-    if missing:
-        found = len(own) - len(missing)
-        raise ValueError(
-            f"{os.fspath(path)!r} does not match {what}: {len(missing)} of {len(own)} trunk tensors are missing "
-            f"(e.g. {missing[:5]}; {found} matched). Expected {expected}."
-        )
-    bad = [k for k in own if k in mapped and tuple(mapped[k].shape) != tuple(own[k].shape)]
-    if bad:
-        k = bad[0]
-        raise ValueError(
-            f"{os.fspath(path)!r} does not match {what}: {len(bad)} tensors have the wrong shape "
-            f"(e.g. {k}: file {tuple(mapped[k].shape)} vs model {tuple(own[k].shape)}); the file is for "
-            f"another variant. Expected {expected}."
-        )
-    model.load_state_dict({k: v for k, v in mapped.items() if k in own}, strict=False)
-    if unused:
-        _LOG.info(
-            "%s: loaded %d tensors from %s; %d keys unused: %s",
-            type(model).__name__, len(own) - len(missing), os.fspath(path), len(unused), _summarise(unused),
-        )

@@ -2,7 +2,7 @@
 
 Paper: Fan et al., "Rethinking BiSeNet for Real-time Semantic Segmentation", CVPR 2021
 (arXiv 2104.13188). Architecture facts, parameter counts and checkpoint layouts follow
-``/work/shared/design/backbones.md`` section 1, which was read from the official code
+the design notes ``design/backbones.md`` section 1, which was read from the official code
 (``MichaelFan01/STDC-Seg``, ``nets/stdcnet.py``) and mmsegmentation's port; this file is our own
 implementation.
 
@@ -16,11 +16,8 @@ conv (STDC has no stage at stride 4). ``conv_last`` and the classifier are not b
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -30,11 +27,20 @@ from .base import Backbone
 
 __all__ = ["STDCNet", "stdc1", "stdc2"]
 
-_LOG = logging.getLogger(__name__)
-
 # Official top-level names that are not trunk weights: the x2..x32 aliases (a second copy of the
 # ``features`` tensors), the classification conv / head, and mmseg's name for ``conv_last``.
-_STDC_DROPPED_PREFIXES = ("x2.", "x4.", "x8.", "x16.", "x32.", "conv_last.", "final_conv.", "fc.", "bn.", "linear.")
+_STDC_DROPPED_PREFIXES = (
+    "x2.",
+    "x4.",
+    "x8.",
+    "x16.",
+    "x32.",
+    "conv_last.",
+    "final_conv.",
+    "fc.",
+    "bn.",
+    "linear.",
+)
 # Wrappers under which a trunk can sit inside a bigger checkpoint (official Cityscapes model,
 # mmseg segmentor), tried in this order after a leading ``module.`` is stripped.
 _STDC_NESTED_PREFIXES = ("cp.backbone.", "backbone.backbone.", "backbone.")
@@ -50,10 +56,17 @@ class ConvX(nn.Module):
         stride: 1 or 2.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            bias=False,
         )
         self.bn = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
@@ -77,7 +90,9 @@ class CatBottleneck(nn.Module):
         stride: 1 or 2.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, block_num: int = 4, stride: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, block_num: int = 4, stride: int = 1
+    ) -> None:
         super().__init__()
         if block_num < 2:
             raise ValueError(f"STDC block_num must be >= 2, got {block_num}")
@@ -142,7 +157,9 @@ class STDCNet(Backbone):
         super().__init__(norm_eval=norm_eval)
         layers = tuple(int(n) for n in layers)
         if len(layers) != 3 or min(layers) < 1:
-            raise ValueError(f"STDC layers must be three positive module counts (e.g. (2, 2, 2)), got {layers}")
+            raise ValueError(
+                f"STDC layers must be three positive module counts (e.g. (2, 2, 2)), got {layers}"
+            )
         if base % 2 != 0 or base <= 0:
             raise ValueError(f"STDC base width must be a positive even number, got {base}")
         self.base = base
@@ -220,11 +237,11 @@ class STDCNet(Backbone):
                 return None
             name = ".".join(rest)
             if name.startswith("layers."):
-                name = "conv_list." + name[len("layers."):]
+                name = "conv_list." + name[len("layers.") :]
             elif name.startswith("avg_pool.conv."):
-                name = "avd_layer.0." + name[len("avg_pool.conv."):]
+                name = "avd_layer.0." + name[len("avg_pool.conv.") :]
             elif name.startswith("avg_pool.bn."):
-                name = "avd_layer.1." + name[len("avg_pool.bn."):]
+                name = "avd_layer.1." + name[len("avg_pool.bn.") :]
             return f"features.{idx}.{name}"
         return None
 
@@ -246,11 +263,10 @@ class STDCNet(Backbone):
             path: local checkpoint file.
 
         Raises:
-            FileNotFoundError: ``path`` does not exist.
-            ValueError: the file is unreadable (truncated, not a checkpoint) or does not hold every
+            ValueError: the file does not exist, is unreadable (truncated, not a checkpoint) or does not hold every
                 trunk tensor of this STDC variant with the right shape.
         """
-        sd = _read_state_dict(path, ("state_dict", "model"))
+        sd = _read_state_dict(path)
         sd, outer_unused = _select_nested(sd, _STDC_NESTED_PREFIXES, ("features.", "stages."))
         mmseg = self._mmseg_index()
         mapped: dict[str, torch.Tensor] = {}
@@ -265,7 +281,9 @@ class STDCNet(Backbone):
             "the official STDC ImageNet checkpoint (dict with 'state_dict' holding 'features.*', "
             "e.g. STDCNet813M_73.91.tar for STDC1) or mmsegmentation's converted 'stages.*' file"
         )
-        what = {(2, 2, 2): "STDC1", (4, 5, 3): "STDC2"}.get(self.layers, f"STDCNet(layers={self.layers})")
+        what = {(2, 2, 2): "STDC1", (4, 5, 3): "STDC2"}.get(
+            self.layers, f"STDCNet(layers={self.layers})"
+        )
         _load_checked(self, mapped, unused, path, what, expected)
 
 
@@ -280,8 +298,7 @@ def stdc2(**kwargs) -> STDCNet:
 
 
 # --------------------------------------------------------------------------------------------------
-# Shared checkpoint helpers (kept private; seaformer.py carries its own copy so each backbone file
-# stands alone).
+# Checkpoint / input helpers, private to the lightweight backbones (seaformer.py imports them).
 # --------------------------------------------------------------------------------------------------
 def _check_image(x: torch.Tensor, multiple: int, who: str) -> None:
     """Validate a (B, 3, H, W) input whose H, W are multiples of ``multiple`` (skipped when tracing)."""
@@ -289,7 +306,9 @@ def _check_image(x: torch.Tensor, multiple: int, who: str) -> None:
         return
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{who} expects a normalised image batch of shape (B, 3, H, W), got {shape}")
+        raise ValueError(
+            f"{who} expects a normalised image batch of shape (B, 3, H, W), got {shape}"
+        )
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if h % multiple or w % multiple:
         raise ValueError(
@@ -298,61 +317,37 @@ def _check_image(x: torch.Tensor, multiple: int, who: str) -> None:
         )
 
 
-def _read_state_dict(path: str | os.PathLike[str], wrappers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Read a checkpoint safely and return its flat tensor dict with a leading ``module.`` stripped.
+def _read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a weights file without executing code; return its flat tensor dict, ``module.`` stripped.
 
-    ``wrappers`` are the keys tried in order for a nested state dict (else the object itself).
+    ``.safetensors`` files are read directly. PyTorch files go through
+    :func:`rapsam.weights.read_torch_checkpoint` (``torch.load(weights_only=True)``, falling back to a
+    restricted unpickler that turns unknown objects such as timm's stored ``argparse`` args into inert
+    placeholders), which unwraps ``state_dict_ema`` / ``state_dict`` / ``model`` in that order.
+
+    Raises:
+        ValueError: missing, truncated or non-checkpoint file, or no tensors inside.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained weights not found: {path!r} (pass a local checkpoint file)")
     if path.endswith(".safetensors"):
-        try:
-            from safetensors.torch import load_file
-        except ImportError as e:  # pragma: no cover - safetensors is a dependency
-            raise ValueError("reading .safetensors needs the 'safetensors' package: pip install safetensors") from e
-        try:
-            obj: object = load_file(path, device="cpu")
-        except Exception as e:  # safetensors raises its own SafetensorError
-            raise ValueError(f"{path!r} is not a readable .safetensors file ({e}); re-download it") from e
-    else:
-        safe = [argparse.Namespace]  # timm training checkpoints store their argparse args
-        try:
-            import numpy as np
+        if not os.path.isfile(path):
+            raise ValueError(f"weights file not found: {path} (pass a local checkpoint file)")
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
-            safe += [np.core.multiarray.scalar, np.dtype]  # type: ignore[attr-defined]
-            safe += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
-        except (ImportError, AttributeError):  # pragma: no cover - numpy layout changed
-            pass
         try:
-            with torch.serialization.safe_globals(safe):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            if "weights_only" in str(e).lower() or "unsupported global" in str(e).lower():
-                raise ValueError(
-                    f"{path!r} holds Python objects that safe loading (weights_only=True) refuses: {e}. "
-                    "If you trust the file, re-save only its weights: "
-                    "torch.save(torch.load(p, weights_only=False)['state_dict'], 'clean.pth')."
-                ) from e
-            raise ValueError(f"{path!r} is not a PyTorch checkpoint (unpickling failed: {e})") from e
-        except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, IndexError, KeyError) as e:
+            sd = load_file(path, device="cpu")
+        except (SafetensorError, OSError) as e:
             raise ValueError(
-                f"could not read {path!r} as a PyTorch checkpoint ({type(e).__name__}: {e}); the file is "
-                "truncated or not a checkpoint: re-download it"
-            ) from e
-    if isinstance(obj, Mapping):
-        for name in wrappers:
-            inner = obj.get(name)
-            if isinstance(inner, Mapping) and inner:
-                obj = inner
-                break
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path!r} holds a {type(obj).__name__}, not a state dict (a dict of tensors)")
-    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not sd:
-        raise ValueError(f"{path!r} holds no tensors (keys: {list(obj)[:5]}); it is not a weights file")
-    if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+                f"cannot read {path} as a .safetensors file ({e}): it is truncated or not a "
+                "safetensors file; re-download it"
+            ) from None
+    else:
+        from ...weights import read_torch_checkpoint
+
+        sd = read_torch_checkpoint(path)
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
@@ -363,7 +358,7 @@ def _select_nested(
     if any(k.startswith(tuple(own_roots)) for k in sd):
         return sd, []
     for p in prefixes:
-        inner = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
+        inner = {k[len(p) :]: v for k, v in sd.items() if k.startswith(p)}
         if any(k.startswith(tuple(own_roots)) for k in inner):
             return inner, [k for k in sd if not k.startswith(p)]
     return sd, []
@@ -409,7 +404,11 @@ def _load_checked(
         )
     model.load_state_dict({k: v for k, v in mapped.items() if k in own}, strict=False)
     if unused:
-        _LOG.info(
+        logging.getLogger(type(model).__module__).info(
             "%s: loaded %d tensors from %s; %d keys unused: %s",
-            type(model).__name__, len(own) - len(missing), os.fspath(path), len(unused), _summarise(unused),
+            type(model).__name__,
+            len(own) - len(missing),
+            os.fspath(path),
+            len(unused),
+            _summarise(unused),
         )
