@@ -183,3 +183,120 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
             raise ValueError(f"unknown config key '{key}'")
         node[parts[-1]] = value
     return from_dict(type(cfg), data)
+
+
+# ============================================================================ training
+@dataclass(frozen=True)
+class DataConfig:
+    """Training / validation data, given by explicit paths as the publishers lay files out.
+
+    Attributes:
+        panoptic_ann, panoptic_images, panoptic_masks: COCO panoptic JSON, image folder, PNG folder
+            (the ``panoptic`` and ``prompt`` sources).
+        video_ann, video_dir: YouTube-VIS JSON and its ``JPEGImages`` folder (the ``video`` source).
+        val_*: the same for evaluation during training (optional).
+        mix: sampling probability of each source per iteration (panoptic, video, prompt); the
+            official mixture is about 0.4 / 0.2 / 0.4.
+        crop: training crop (h, w); every batch is padded to it (official 736 x 1280).
+        ratio_range: resize ratio of the crop size for panoptic / video (official 0.8-2.0).
+        prompt_ratio_range: the same for prompt images (official 0.1-2.0, LSJ-like).
+        clip_interval: frame gap of the 2-frame video clips (official 2).
+        num_prompts, max_clicks, box_prob, extra_pos_prob, neg_prob: prompt sampling (see
+            ``rapsam.training.data.PromptSampling``); official 30 / 1 / 0 / 0 / 0.
+        min_mask_area: prompt segments smaller than this (pixels, after augmentation) are dropped.
+        workers: DataLoader worker processes.
+    """
+
+    panoptic_ann: str = ""
+    panoptic_images: str = ""
+    panoptic_masks: str = ""
+    video_ann: str = ""
+    video_dir: str = ""
+    val_panoptic_ann: str = ""
+    val_panoptic_images: str = ""
+    val_panoptic_masks: str = ""
+    val_video_ann: str = ""
+    val_video_dir: str = ""
+    mix: tuple[float, float, float] = (0.4, 0.2, 0.4)
+    crop: tuple[int, int] = (736, 1280)
+    ratio_range: tuple[float, float] = (0.8, 2.0)
+    prompt_ratio_range: tuple[float, float] = (0.1, 2.0)
+    clip_interval: int = 2
+    num_prompts: int = 30
+    max_clicks: int = 1
+    box_prob: float = 0.0
+    extra_pos_prob: float = 0.0
+    neg_prob: float = 0.0
+    min_mask_area: int = 32
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW and the step schedule of the official ``schedule_12e``.
+
+    Attributes:
+        lr, weight_decay, betas, eps: AdamW (norm layers get no weight decay).
+        backbone_lr_mult: backbone learning-rate multiplier (0.1).
+        grad_clip: max L2 norm of the gradients (official 0.01); 0 disables.
+        warmup_iters, warmup_factor: linear warm-up from ``warmup_factor * lr``.
+        milestones: iterations where the lr is multiplied by ``gamma``.
+    """
+
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    backbone_lr_mult: float = 0.1
+    grad_clip: float = 0.01
+    warmup_iters: int = 500
+    warmup_factor: float = 0.001
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run.
+
+    Attributes:
+        name: run name.
+        model: the network.
+        data, optim: data and optimiser.
+        iterations: total optimiser steps.
+        batch_size: items per process per step.
+        grad_accum: micro-batches accumulated per step.
+        seed: everything random derives from it.
+        amp: "none", "bf16" or "fp16" (autocast on CUDA; fp16 uses a GradScaler).
+        vocabulary: training classes: a builtin vocabulary name, a class-list file, or "dataset"
+            (the class names of the panoptic annotation file).
+        classifier: a classifier file for ``vocabulary`` (official CLIP files); empty = build it with
+            ``text_encoder``.
+        text_encoder: encoder that embeds the class names (``rapsam.vocab.make_encoder`` name).
+        backbone_weights: ImageNet weights for the backbone (local file), or empty.
+        num_points: points per mask for matching and losses (12,544); ``dense_loss`` uses every
+            logit pixel instead (deterministic; small crops only).
+        freeze_bn: keep every BatchNorm in eval mode (statistics frozen).
+        checkpoint_every, eval_every, log_every: intervals in iterations (0 = never; checkpoints are
+            also written at the end and on interruption).
+    """
+
+    name: str = "run"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    iterations: int = 1000
+    batch_size: int = 1
+    grad_accum: int = 1
+    seed: int = 0
+    amp: str = "none"
+    vocabulary: str = "dataset"
+    classifier: str = ""
+    text_encoder: str = "minilm"
+    backbone_weights: str = ""
+    num_points: int = 12544
+    dense_loss: bool = False
+    freeze_bn: bool = False
+    checkpoint_every: int = 500
+    eval_every: int = 0
+    log_every: int = 10

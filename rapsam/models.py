@@ -61,11 +61,27 @@ def rapsam_seaformer(**overrides) -> ModelConfig:
     )
 
 
+def rapsam_tiny(**overrides) -> ModelConfig:
+    """The small model bundled as the demo: SeaFormer-Small (stride 4-32 levels), C = 128, 50 queries,
+    MiniLM text embeddings (D = 384), test images kept at their size up to 512 px."""
+    return dataclasses.replace(
+        ModelConfig(
+            name="rapsam_tiny",
+            backbone=BackboneConfig("seaformer_small", norm_eval=False),
+            neck=NeckConfig(agg_dim=64, hidden_dim=128),
+            decoder=DecoderConfig(num_queries=50, num_stages=3, num_heads=8, ffn_dim=512, embed_dim=384),
+            test_scale=(512, 512),
+        ),
+        **overrides,
+    )
+
+
 _MODELS: dict[str, Callable[..., ModelConfig]] = {
     "rapsam_r18": rapsam_r18,
     "rapsam_stdc1": rapsam_stdc1,
     "rapsam_seaformer": rapsam_seaformer,
     "rapsam_r50": rapsam_r50,
+    "rapsam_tiny": rapsam_tiny,
 }
 
 
@@ -90,11 +106,17 @@ def build_backbone(cfg: BackboneConfig) -> Backbone:
         from .modeling.backbones.stdc import stdc1
 
         return stdc1(norm_eval=cfg.norm_eval)
-    if name == "seaformer_large":
-        from .modeling.backbones.seaformer import seaformer_large
+    if name in ("seaformer_tiny", "seaformer_small", "seaformer_base", "seaformer_large"):
+        from .modeling.backbones import seaformer
 
-        return seaformer_large(norm_eval=cfg.norm_eval)
-    raise ValueError(f"unknown backbone '{name}'; choose resnet18, resnet50, stdc1 or seaformer_large")
+        return getattr(seaformer, name)(norm_eval=cfg.norm_eval)
+    if name == "stdc2":
+        from .modeling.backbones.stdc import stdc2
+
+        return stdc2(norm_eval=cfg.norm_eval)
+    raise ValueError(
+        f"unknown backbone '{name}'; choose resnet18, resnet50, stdc1, stdc2 or seaformer_tiny/small/base/large"
+    )
 
 
 def _build(cfg: ModelConfig) -> RapSam:

@@ -15,13 +15,33 @@ All scores are on the 0-1 scale (the references' internal scale); print x100.
 """
 
 from .davis import DavisEvaluator, DavisResult, davis_evaluate_folders, evaluate_davis_sequence
-from .instance_ap import (APResult, InstanceAPEvaluator, evaluate_instance_ap, load_coco_gt,
-                          masks_to_coco_results)
-from .interactive import (CocoSamEvaluator, CocoSamResult, MeanIoUResult, NoCEvaluator,
-                          NoCResult, box_prompt_miou, deepest_point, next_click, run_clicks)
-from .io import (EvaluationInputError, MissingPredictionError, SegmentMismatchError, encode_mask,
-                 id2rgb, rgb2id)
-from .panoptic_quality import PQEvaluator, PQResult, pq_compute
+from .instance_ap import (
+                          APResult,
+                          InstanceAPEvaluator,
+                          evaluate_instance_ap,
+                          load_coco_gt,
+                          masks_to_coco_results,
+)
+from .interactive import (
+                          CocoSamEvaluator,
+                          CocoSamResult,
+                          MeanIoUResult,
+                          NoCEvaluator,
+                          NoCResult,
+                          box_prompt_miou,
+                          deepest_point,
+                          next_click,
+                          run_clicks,
+)
+from .io import (
+                          EvaluationInputError,
+                          MissingPredictionError,
+                          SegmentMismatchError,
+                          encode_mask,
+                          id2rgb,
+                          rgb2id,
+)
+from .panoptic_quality import PanopticPredictionWriter, PQEvaluator, PQResult, pq_compute
 from .report import format_result, write_json
 from .semantic import SemanticEvaluator, SemanticResult
 from .vis_ap import VISAPEvaluator, evaluate_vis_ap, tracks_to_ytvis_results
@@ -31,6 +51,7 @@ __all__ = [
     "APResult", "CocoSamEvaluator", "CocoSamResult", "DavisEvaluator", "DavisResult",
     "EvaluationInputError", "InstanceAPEvaluator", "MeanIoUResult", "MissingPredictionError",
     "NoCEvaluator", "NoCResult", "PQEvaluator", "PQResult", "PanopticFrame",
+    "PanopticPredictionWriter",
     "SegmentMismatchError", "SemanticEvaluator", "SemanticResult", "VISAPEvaluator",
     "VPQResult", "box_prompt_miou", "davis_evaluate_folders", "deepest_point", "encode_mask",
     "evaluate_davis_sequence", "evaluate_instance_ap", "evaluate_vis_ap", "format_result",

@@ -30,8 +30,15 @@ import pycocotools.mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .io import (EvaluationInputError, JsonSource, encode_mask, load_json,
-                 read_coco_instance_results, require_keys, source_name)
+from .io import (
+    EvaluationInputError,
+    JsonSource,
+    encode_mask,
+    load_json,
+    read_coco_instance_results,
+    require_keys,
+    source_name,
+)
 
 STAT_NAMES = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100",
               "ar_small", "ar_medium", "ar_large")

@@ -62,11 +62,15 @@ _KORNIA_H = 0.35
 
 
 def kornia_distance_transform(image: np.ndarray) -> np.ndarray:
-    """Numpy port of ``kornia.contrib.distance_transform`` (kornia 0.7, kernel 3, h = 0.35).
+    """Numpy port of ``kornia.contrib.distance_transform`` (kornia 0.6-0.7, kernel 3, h = 0.35).
 
-    An approximate, convolutional distance of every pixel to the nearest non-zero pixel, computed
-    in float32 exactly as kornia does (replicate border, wavefront offset ``i * 3 // 2``). Float32
-    rounding of ``log`` and of the convolution sum may differ from torch by an ulp.
+    An approximate, convolutional distance of every pixel to the nearest non-zero pixel. kornia
+    convolves the whole "boundary" map with ``exp(-|offset| / h)`` each iteration; pixels with a
+    value in (0, 1) become ``i * 3 // 2 - h * log(conv)`` and join the boundary. Only the zero
+    pixels next to the boundary can change, so this port evaluates the same float32 sums on that
+    frontier alone (linear time). Float32 ``log`` and summation order may differ from torch by
+    an ulp. The border is replicated (kornia 0.7; 0.6 used zero padding, which gives the same
+    result whenever the image border is non-zero, as for COCO-SAM's padded, inverted mask).
 
     Args:
         image: ``(H, W)`` array; non-zero pixels are the sources.
@@ -76,29 +80,47 @@ def kornia_distance_transform(image: np.ndarray) -> np.ndarray:
     """
     img = np.asarray(image, dtype=np.float32)
     h, w = img.shape
-    k = 3
-    grid = np.stack(np.meshgrid(np.arange(k, dtype=np.float32), np.arange(k, dtype=np.float32),
-                                indexing="xy"), -1) - np.float32(k // 2)  # (3, 3, 2)
-    kernel = np.exp(np.hypot(grid[..., 0], grid[..., 1]) / np.float32(-_KORNIA_H)).astype(
+    grid = np.arange(3, dtype=np.float32) - np.float32(1)
+    kernel = np.exp(np.hypot(grid[None, :], grid[:, None]) / np.float32(-_KORNIA_H)).astype(
         np.float32)  # (3, 3)
-    out = np.zeros((h, w), np.float32)
-    boundary = img.copy()
     neg_h = np.float32(-_KORNIA_H)
-    for i in range(math.ceil(max(h, w) / (k // 2))):
-        padded = np.pad(boundary, 1, mode="edge")
-        conv = np.zeros((h, w), np.float32)
-        for dy in range(k):
-            for dx in range(k):
-                conv += kernel[dy, dx] * padded[dy:dy + h, dx:dx + w]
+    P = np.pad(img, 1, mode="edge")  # (H + 2, W + 2) boundary map with a replicated border
+    out = np.zeros((h, w), np.float32)
+    offsets = [(dy, dx) for dy in range(3) for dx in range(3)]
+
+    def zero_neighbours(ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cand = []
+        for dy, dx in offsets:
+            yy, xx = ys + dy - 1, xs + dx - 1
+            ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            yy, xx = yy[ok], xx[ok]
+            z = P[yy + 1, xx + 1] == 0
+            cand.append(yy[z] * w + xx[z])
+        idx = np.unique(np.concatenate(cand))  # row-major order
+        return idx // w, idx % w
+
+    # First frontier: zero pixels whose 3x3 neighbourhood (replicated border) holds a source.
+    near = np.zeros((h, w), bool)
+    for dy, dx in offsets:
+        near |= P[dy:dy + h, dx:dx + w] != 0
+    fy, fx = np.nonzero(near & (img == 0))
+    for i in range(math.ceil(max(h, w) / 1)):
+        if fy.size == 0:
+            break
+        conv = np.zeros(fy.size, np.float32)
+        for dy, dx in offsets:
+            conv += kernel[dy, dx] * P[fy + dy, fx + dx]
         with np.errstate(divide="ignore"):
-            cdt = neg_h * np.log(conv)
-        cdt = np.nan_to_num(cdt, nan=0.0, posinf=0.0)  # log(0) -> +inf -> 0, as kornia
+            cdt = np.nan_to_num(neg_h * np.log(conv), nan=0.0, posinf=0.0)
         new = cdt > 0
         if not new.any():
             break
-        offset = np.float32(i * k // 2)
-        out += np.where(new, offset + cdt, np.float32(0))
-        boundary[new] = 1.0
+        fy, fx, cdt = fy[new], fx[new], cdt[new]
+        out[fy, fx] += np.float32(i * 3 // 2) + cdt
+        P[fy + 1, fx + 1] = 1.0
+        P[0, :], P[-1, :] = P[1, :], P[-2, :]  # keep the replicated border in sync
+        P[:, 0], P[:, -1] = P[:, 1], P[:, -2]
+        fy, fx = zero_neighbours(fy, fx)
     return out
 
 
@@ -134,6 +156,11 @@ def deepest_point(mask: np.ndarray, *, method: Literal["edt", "kornia"] = "edt")
         raise ValueError(f"method must be 'edt' or 'kornia', got {method!r}.")
     idx = int(np.argmax(dt))
     return idx % mask.shape[1], idx // mask.shape[1]
+
+
+def coco_sam_click(mask: np.ndarray) -> tuple[int, int]:
+    """The official COCO-SAM click ``(x, y)``: :func:`deepest_point` with kornia's transform."""
+    return deepest_point(mask, method="kornia")
 
 
 def point_to_box(x: float, y: float, half: float = 3.0) -> np.ndarray:
@@ -420,7 +447,7 @@ def coco_sam_prompt_segments(segments_info: Sequence[Mapping[str, Any]]) -> list
     ``area <= 0`` or a bbox narrower or shorter than 1 pixel (mmdet's ``parse_data_info``)."""
     out = []
     for s in segments_info:
-        x, y, w, h = s["bbox"]
+        _, _, w, h = s["bbox"]
         if s["area"] <= 0 or w < 1 or h < 1:
             continue
         out.append(s)

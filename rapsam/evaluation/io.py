@@ -58,6 +58,12 @@ class SegmentMismatchError(EvaluationInputError, KeyError):
     __str__ = Exception.__str__
 
 
+class MissingKeyError(EvaluationInputError, KeyError):
+    """A record lacks a required key (the reference tools raise a bare ``KeyError`` here)."""
+
+    __str__ = Exception.__str__
+
+
 class MissingPredictionError(EvaluationInputError):
     """A ground-truth image or video has no prediction (panopticapi raises ``Exception``)."""
 
@@ -100,8 +106,7 @@ def require_keys(record: Any, keys: Iterable[str], *, source: str, where: str, f
                                    source=source, record=where, fix=fix)
     missing = [k for k in keys if k not in record]
     if missing:
-        raise EvaluationInputError(f"missing key(s) {missing}.", source=source, record=where,
-                                   fix=fix)
+        raise MissingKeyError(f"missing key(s) {missing}.", source=source, record=where, fix=fix)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,12 +24,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 
-from .io import (ID_OFFSET, VOID_ID, EvaluationInputError, JsonSource, MissingPredictionError,
-                 SegmentMismatchError, load_json, read_panoptic_png, require_keys, source_name)
+from .io import (
+    ID_OFFSET,
+    VOID_ID,
+    EvaluationInputError,
+    JsonSource,
+    MissingPredictionError,
+    SegmentMismatchError,
+    load_json,
+    read_panoptic_png,
+    require_keys,
+    source_name,
+)
 
 EmptyGroup = Literal["raise", "nan"]
 
@@ -43,7 +53,7 @@ class PQCategoryStats:
     fp: int = 0
     fn: int = 0
 
-    def __iadd__(self, other: PQCategoryStats) -> PQCategoryStats:
+    def __iadd__(self, other: PQCategoryStats) -> Self:
         self.iou += other.iou
         self.tp += other.tp
         self.fp += other.fp
@@ -62,7 +72,7 @@ class PQStats:
             self.per_category[category_id] = PQCategoryStats()
         return self.per_category[category_id]
 
-    def __iadd__(self, other: PQStats) -> PQStats:
+    def __iadd__(self, other: PQStats) -> Self:
         for cat, st in other.per_category.items():
             mine = self[cat]
             mine += st
@@ -354,7 +364,7 @@ def pq_from_stats(stats: PQStats, categories: Iterable[Mapping[str, Any]]
     def group(name: str, isthing: bool | None) -> PQGroupResult:
         pq = sq = rq = 0.0
         n = 0
-        for cat_id, r in per_class.items():
+        for r in per_class.values():
             if isthing is not None and r.isthing != isthing:
                 continue
             if not r.counted:
@@ -509,3 +519,56 @@ def pq_compute(gt_json: JsonSource, gt_folder: str | os.PathLike | None, pred_js
         for job in jobs:
             stats += _file_image_stats(job)
     return pq_from_stats(stats, categories, empty_group=empty_group)
+
+
+class PanopticPredictionWriter:
+    """Save panoptic predictions in the COCO panoptic format that :func:`pq_compute` reads.
+
+    Example:
+        >>> w = PanopticPredictionWriter("out/panoptic_pred")       # PNG folder
+        >>> w.add(image_id, "000000000139.png", ids, segments_info)  # ids (H, W), 0 = void
+        >>> w.write_json("out/panoptic_pred.json")
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.annotations: list[dict[str, Any]] = []
+
+    def add(self, image_id: Any, file_name: str, ids: np.ndarray,
+            segments_info: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``ids`` as an RGB PNG and record its ``segments_info`` (``id``, ``category_id``).
+
+        Raises:
+            EvaluationInputError: ids outside ``[0, 2^24)`` or ``segments_info`` that does not
+                match the non-zero ids of the map.
+        """
+        from PIL import Image
+
+        from .io import id2rgb
+
+        rec = f"image_id={image_id!r}"
+        ids = _check_id_map(ids, "ids", source=str(self.folder), record=rec)
+        _check_segments(segments_info, ("id", "category_id"), source=str(self.folder),
+                        record=rec)
+        present = {int(i) for i in np.unique(ids)} - {VOID_ID}
+        listed = {int(s["id"]) for s in segments_info}
+        if present != listed:
+            raise SegmentMismatchError(
+                f"ids in the map {sorted(present)} differ from segments_info {sorted(listed)}.",
+                source=str(self.folder), record=rec,
+                fix="list exactly the non-zero ids of the map (drop segments with no pixels).")
+        Image.fromarray(id2rgb(ids)).save(self.folder / file_name)
+        self.annotations.append({"image_id": image_id, "file_name": file_name,
+                                 "segments_info": [{"id": int(s["id"]),
+                                                    "category_id": s["category_id"],
+                                                    **{k: v for k, v in s.items()
+                                                       if k not in ("id", "category_id")}}
+                                                   for s in segments_info]})
+
+    def write_json(self, path: str | os.PathLike) -> None:
+        """Write the prediction JSON (``{"annotations": [...]}``)."""
+        import json
+
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"annotations": self.annotations}, f)

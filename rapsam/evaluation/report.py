@@ -110,8 +110,8 @@ def format_result(result: Any, category_names: Mapping[Any, str] | None = None) 
     if isinstance(result, VPQResult):
         return format_vpq_table(result)
     if isinstance(result, NoCResult):
-        rows = [[f"NoC@{int(round(100 * t))}", v] for t, v in result.noc.items()]
-        rows += [[f">={20}@{int(round(100 * t))}", float(v)] for t, v in result.over_max.items()]
+        rows = [[f"NoC@{round(100 * t)}", v] for t, v in result.noc.items()]
+        rows += [[f">=20@{round(100 * t)}", float(v)] for t, v in result.over_max.items()]
         rows += [[f"mIoU@{k}", 100 * v] for k, v in result.miou_at.items()]
         return format_table(["metric", "value"], rows, float_fmt="{:.2f}")
     if isinstance(result, CocoSamResult):

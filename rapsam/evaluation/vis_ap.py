@@ -30,8 +30,14 @@ import numpy as np
 import pycocotools.mask as mask_utils
 
 from .instance_ap import APResult, encode_mask, per_class_ap
-from .io import (EvaluationInputError, JsonSource, load_json, read_ytvis_results, require_keys,
-                 source_name)
+from .io import (
+    EvaluationInputError,
+    JsonSource,
+    load_json,
+    read_ytvis_results,
+    require_keys,
+    source_name,
+)
 
 COCO_AREA_RANGES: tuple[tuple[float, float], ...] = (
     (0.0, 1e5**2), (0.0, 32.0**2), (32.0**2, 96.0**2), (96.0**2, 1e5**2))
@@ -233,6 +239,10 @@ def _gt_frame_to_rle(seg: Any, h: int, w: int, *, source: str, record: str) -> A
     """A GT frame as compressed RLE (polygons / uncompressed RLE converted); falsy stays falsy."""
     if not seg:
         return seg
+    if isinstance(seg, Mapping) and list(seg.get("size", [])) != [h, w]:
+        raise EvaluationInputError(f"RLE size {seg.get('size')!r} differs from the video size "
+                                   f"[{h}, {w}].", source=source, record=record,
+                                   fix="encode GT masks at the video resolution.")
     try:
         if isinstance(seg, list):
             return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
@@ -419,7 +429,7 @@ def evaluate_vis_ap(gt: JsonSource, results: JsonSource, *,
         dts[key] = [DtItem(t.id, t.score, t.area) for t in d]
         order = np.argsort([-t.score for t in d], kind="mergesort")[:params.max_dets[-1]]
         ious[key] = spatio_temporal_ious([d[i].frames for i in order], [t.frames for t in g])
-    precision, recall, stats = coco_style_evaluate(vids, cats, gts, dts, ious, params)
+    precision, _, stats = coco_style_evaluate(vids, cats, gts, dts, ious, params)
     return APResult.from_stats(stats, per_class_ap(precision, cats))
 
 

@@ -34,10 +34,28 @@ from typing import Any
 
 import numpy as np
 
-from .io import (VOID_ID, EvaluationInputError, JsonSource, MissingPredictionError,
-                 SegmentMismatchError, load_json, read_panoptic_png, require_keys, source_name)
-from .panoptic_quality import (EmptyGroup, PQResult, PQStats, _category_map, _check_id_map,
-                               _check_segments, joint_histogram, match_segments, pq_from_stats)
+from .io import (
+    VOID_ID,
+    EvaluationInputError,
+    JsonSource,
+    MissingPredictionError,
+    SegmentMismatchError,
+    load_json,
+    read_panoptic_png,
+    require_keys,
+    source_name,
+)
+from .panoptic_quality import (
+    EmptyGroup,
+    PQResult,
+    PQStats,
+    _category_map,
+    _check_id_map,
+    _check_segments,
+    joint_histogram,
+    match_segments,
+    pq_from_stats,
+)
 
 CITYSCAPES_VPS_WINDOWS = (1, 2, 3, 4)
 VIPSEG_WINDOWS = (1, 2, 4, 6, 8)
@@ -150,7 +168,7 @@ def _video_window_stats(frames: list[_Frame], nframes: int, stats: PQStats, *,
     """Add the statistics of every ``nframes`` window of one video to ``stats``."""
     # Aliasing mode: the mutable area of each frame's first GT entry persists across windows.
     state = [{i: f.gt_dups[i][0] for i in f.gt_order} for f in frames]
-    for s in range(0, len(frames) - nframes + 1):
+    for s in range(len(frames) - nframes + 1):
         window = range(s, s + nframes)
         frame_area: dict[int, dict[int, Any]] = {}
         for f in window:

@@ -72,7 +72,8 @@ class PromptEncoder(nn.Module):
         factor = torch.stack([w, h, w, h], -1).to(boxes_xyxy.dtype)
         b = xyxy_to_cxcywh(boxes_xyxy / factor)
         b = inverse_sigmoid(b).sigmoid()
-        return self.pos_proj(box_sine_encoding(b))
+        c = self.pos_proj.out_features  # C/2 features per coordinate (official: 128 for C = 256)
+        return self.pos_proj(box_sine_encoding(b, num_feats=c // 2))
 
     def forward(
         self,

@@ -2,5 +2,6 @@
 
 from .image import ImagePrediction, PanopticPredictor
 from .interactive import InteractivePredictor
+from .video import FrameResult, VideoPredictor, VideoState  # noqa: F401
 
 __all__ = ["ImagePrediction", "InteractivePredictor", "PanopticPredictor"]

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from rapsam.training.matcher import HungarianMatcher, check_same_field_of_view, stack_frames
 from rapsam.training.point_sampling import (
     get_uncertain_point_coords_with_randomness,
+    pixel_center_coords,
     point_sample,
 )
 
@@ -288,6 +289,7 @@ class RapSamCriterion:
         importance_sample_ratio: float = 0.75,
         dice_eps: float = 1.0,
         detach_iou_target: bool = True,
+        dense: bool = False,
     ) -> None:
         if num_points < 1:
             raise ValueError(f"num_points must be >= 1, got {num_points}.")
@@ -297,7 +299,8 @@ class RapSamCriterion:
             raise ValueError(
                 f"importance_sample_ratio must lie in [0, 1], got {importance_sample_ratio}."
             )
-        self.matcher = matcher if matcher is not None else HungarianMatcher(num_points=num_points)
+        self.matcher = matcher if matcher is not None else HungarianMatcher(num_points=num_points, dense=dense)
+        self.dense = dense
         self.class_weight = class_weight
         self.mask_weight = mask_weight
         self.dice_weight = dice_weight
@@ -511,13 +514,10 @@ class RapSamCriterion:
         """
         src = src.unsqueeze(1)  # (M, 1, H, W)
         with torch.no_grad():
-            coords = get_uncertain_point_coords_with_randomness(
-                src.detach().float(),
-                self.num_points,
-                self.oversample_ratio,
-                self.importance_sample_ratio,
-                generator=generator,
-            )  # (M, P, 2)
+            if self.dense:  # every logit pixel centre: deterministic
+                coords = pixel_center_coords(*src.shape[-2:], device=src.device).expand(src.shape[0], -1, -1)
+            else:
+                coords = self._sample_coords(src, generator)
             point_tgts = []
             start = 0
             for masks in tgt_masks:
@@ -536,6 +536,16 @@ class RapSamCriterion:
         bce = sigmoid_bce_loss(point_logits, point_targets)
         dice = dice_loss(point_logits, point_targets, eps=self.dice_eps)
         return bce, dice
+
+
+    def _sample_coords(self, src: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return get_uncertain_point_coords_with_randomness(
+            src.detach().float(),
+            self.num_points,
+            self.oversample_ratio,
+            self.importance_sample_ratio,
+            generator=generator,
+        )  # (M, P, 2)
 
 
 # ---------------------------------------------------------------------- validation helpers

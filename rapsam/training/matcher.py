@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from rapsam.training.point_sampling import point_sample, uniform_point_coords
+from rapsam.training.point_sampling import pixel_center_coords, point_sample, uniform_point_coords
 
 __all__ = [
     "HungarianMatcher",
@@ -113,6 +113,7 @@ class HungarianMatcher:
         cost_dice: float = 5.0,
         num_points: int = 12544,
         dice_eps: float = 1.0,
+        dense: bool = False,
     ) -> None:
         if num_points < 1:
             raise ValueError(f"num_points must be >= 1, got {num_points}.")
@@ -121,6 +122,9 @@ class HungarianMatcher:
         self.cost_dice = cost_dice
         self.num_points = num_points
         self.dice_eps = dice_eps
+        # dense: evaluate the costs at every logit pixel centre instead of random points
+        # (deterministic; used for tiny CPU runs and exact DDP / resume equivalence tests)
+        self.dense = dense
 
     def __repr__(self) -> str:
         return (
@@ -165,6 +169,8 @@ class HungarianMatcher:
         if mask_logits.dim() == 4:  # clip: match tubes with frames stacked along height
             mask_logits = stack_frames(mask_logits)  # (Q, T*H, W)
             masks = stack_frames(masks)  # (N, T*H', W')
+        if point_coords is None and self.dense:
+            point_coords = pixel_center_coords(*mask_logits.shape[-2:], device=device)
         if point_coords is None:
             point_coords = uniform_point_coords(
                 1, self.num_points, device=device, generator=generator

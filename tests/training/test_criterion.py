@@ -674,3 +674,24 @@ def test_default_matcher_uses_official_costs_and_num_points() -> None:
         10.0,
         0.1,
     )
+
+
+def test_dense_mode_is_deterministic_and_matches_dense_formula():
+    """dense=True evaluates losses at every logit pixel: no randomness, equal to per-pixel formulas."""
+    torch.manual_seed(0)
+    out = DecoderOutput(torch.randn(1, 4, 3), torch.randn(1, 4, 6, 6), torch.randn(1, 4, 1))
+    tgt = [ObjectTargets(torch.tensor([1]), torch.rand(1, 24, 24) > 0.5)]
+    crit = RapSamCriterion(dense=True)
+    a = crit(object_outputs=[out], object_targets=tgt)
+    b = crit(object_outputs=[out], object_targets=tgt)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # prompt mode, dense: BCE equals the mean over logit pixels of BCE against the bilinearly
+    # sampled target at the pixel centres
+    logits = torch.randn(1, 1, 6, 6)
+    target = torch.zeros(1, 24, 24)
+    target[:, :12] = 1
+    p_out = DecoderOutput(None, logits, torch.zeros(1, 1, 1))
+    losses = crit(prompt_outputs=[p_out], prompt_targets=[PromptTargets(target)])
+    t_small = torch.nn.functional.interpolate(target[None], size=(6, 6), mode="bilinear", align_corners=False)[0]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits[0], t_small).item()
+    assert losses["loss_mask"].item() == pytest.approx(5.0 * bce, rel=1e-5)

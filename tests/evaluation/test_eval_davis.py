@@ -8,9 +8,17 @@ from PIL import Image
 from scipy import ndimage
 from skimage.morphology import disk
 
-from rapsam.evaluation.davis import (DavisEvaluator, _within, boundary_radius, davis_evaluate_folders,
-                                     db_eval_iou, db_statistics, evaluate_davis_sequence,
-                                     f_measure, seg2bmap)
+from rapsam.evaluation.davis import (
+    DavisEvaluator,
+    _within,
+    boundary_radius,
+    davis_evaluate_folders,
+    db_eval_iou,
+    db_statistics,
+    evaluate_davis_sequence,
+    f_measure,
+    seg2bmap,
+)
 from rapsam.evaluation.io import EvaluationInputError
 
 

@@ -13,9 +13,14 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from rapsam.evaluation.io import EvaluationInputError, encode_mask
-from rapsam.evaluation.vis_ap import (COCO_AREA_RANGES, VISAPEvaluator, evaluate_vis_ap,
-                                      spatio_temporal_ious, tracks_to_ytvis_results)
+from rapsam.evaluation.io import EvaluationInputError, encode_mask, rle_string_to_counts
+from rapsam.evaluation.vis_ap import (
+    COCO_AREA_RANGES,
+    VISAPEvaluator,
+    evaluate_vis_ap,
+    spatio_temporal_ious,
+    tracks_to_ytvis_results,
+)
 
 H, W = 40, 60
 
@@ -243,3 +248,29 @@ def test_malformed_gt():
     bad["annotations"][0]["video_id"] = 3
     with pytest.raises(EvaluationInputError, match="video_id 3 is not in 'videos'"):
         evaluate_vis_ap(bad, [])
+
+
+def test_gt_in_uncompressed_rle_and_polygons_equals_compressed():
+    m = sq(5, 5)
+    comp = gt_track(1, 1, 1, [m, m, None, m])
+    runs = rle_string_to_counts(encode_mask(m)["counts"]).tolist()
+    unc = copy.deepcopy(comp)
+    unc["segmentations"] = [None if s is None else {"size": [H, W], "counts": runs}
+                            for s in comp["segmentations"]]
+    poly = copy.deepcopy(comp)
+    square = [[5, 5, 15, 5, 15, 15, 5, 15]]  # polygon rasterised by pycocotools
+    poly["segmentations"] = [square, square, None, square]
+    res = [det(1, 1, 0.9, [m, m, None, m])]
+    a = evaluate_vis_ap(ytvis({1: (4, H, W)}, [comp]), res)
+    b = evaluate_vis_ap(ytvis({1: (4, H, W)}, [unc]), res)
+    assert a.stats == b.stats and a.ap == approx(1.0)
+    c = evaluate_vis_ap(ytvis({1: (4, H, W)}, [poly]), res)
+    pm = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(square, H, W))).astype(bool)
+    iou = (pm & m).sum() / (pm | m).sum()
+    assert c.ap50 == approx(1.0 if iou >= 0.5 else 0.0)
+
+
+def test_gt_rle_of_wrong_size_is_reported():
+    bad = gt_track(1, 1, 1, [sq(5, 5, h=20, w=20)] * 4)
+    with pytest.raises(EvaluationInputError, match=r"annotations\[0\] frame 0.*video size"):
+        evaluate_vis_ap(ytvis({1: (4, H, W)}, [bad]), [])

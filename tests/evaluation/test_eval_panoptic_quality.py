@@ -12,10 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rapsam.evaluation.io import (EvaluationInputError, MissingPredictionError,
-                                  SegmentMismatchError, id2rgb, rgb2id)
-from rapsam.evaluation.panoptic_quality import (EmptyGroupError, PQEvaluator, PQResult,
-                                                pq_compute)
+from rapsam.evaluation.io import (
+    EvaluationInputError,
+    MissingPredictionError,
+    SegmentMismatchError,
+    id2rgb,
+    rgb2id,
+)
+from rapsam.evaluation.panoptic_quality import EmptyGroupError, PQEvaluator, PQResult, pq_compute
 
 
 def _run_ref(reference_pq, paths):
@@ -193,8 +197,8 @@ def _write(tmp_path, gt_ids, gt_segs, pred_ids, pred_segs, pred_ann_extra=None, 
 @pytest.mark.parametrize("pred_segs,match", [
     ([], "present in the PNG but not in segments_info"),
     ([{"id": 5, "category_id": 99}], "unknown category_id 99"),
-    ([{"id": 5, "category_id": 1}, {"id": 6, "category_id": 1}], r"\[6\] are present in "
-                                                                 "segments_info but not in the PNG"),
+    ([{"id": 5, "category_id": 1}, {"id": 6, "category_id": 1}],
+     r"\[6\] are present in segments_info but not in the PNG"),
 ])
 def test_segment_mismatch_errors(tmp_path, pred_segs, match):
     args = _write(tmp_path, np.array([[1, 1]]), [_seg(1, 1, 2)], np.array([[5, 5]]), pred_segs)
@@ -241,3 +245,71 @@ def test_rgb_id_round_trip_multichannel():
     assert np.array_equal(rgb2id(id2rgb(ids)), ids)
     with pytest.raises(ValueError, match="2\\^24|16777216|\\[0, 16777216\\)"):
         id2rgb(np.array([[2**24]]))
+
+
+def test_malformed_prediction_json(tmp_path):
+    args = _write(tmp_path, np.array([[1]]), [_seg(1, 1, 1)], np.array([[5]]),
+                  [{"id": 5, "category_id": 1}])
+    (tmp_path / "pred.json").write_text(json.dumps({"annotations": [{"image_id": 42,
+                                                                     "segments_info": []}]}))
+    with pytest.raises(EvaluationInputError, match=r"pred.json: annotations\[0\].*file_name"):
+        pq_compute(*args)
+    (tmp_path / "pred.json").write_text('{"annotations": [')
+    with pytest.raises(EvaluationInputError, match="not valid JSON"):
+        pq_compute(*args)
+    (tmp_path / "pred.json").write_text(json.dumps({"annotations": [
+        {"image_id": 42, "file_name": "a.png", "segments_info": [{"id": 5}]}]}))
+    with pytest.raises(EvaluationInputError, match=r"segments_info\[0\].*category_id"):
+        pq_compute(*args)
+
+
+def test_in_memory_id_and_shape_checks():
+    ev = PQEvaluator(CATS)
+    with pytest.raises(EvaluationInputError, match="2\\^24"):
+        ev.add(np.array([[2**24]]), [], np.array([[0]]), [], image_id=3)
+    with pytest.raises(EvaluationInputError, match="image_id=3.*differs"):
+        ev.add(np.zeros((2, 2), int), [], np.zeros((2, 3), int), [], image_id=3)
+    with pytest.raises(EvaluationInputError, match="integer id map"):
+        ev.add(np.zeros((2, 2)), [], np.zeros((2, 2), int), [])
+
+
+def test_errors_cross_worker_processes_with_their_type(tmp_path):
+    args = _write(tmp_path, np.array([[1, 1]]), [_seg(1, 1, 2)], np.array([[5, 5]]), [])
+    # Two GT images so the pool is used; the second one is broken.
+    gt = json.loads(Path(args[0]).read_text())
+    gt["annotations"].append(dict(gt["annotations"][0], image_id=43))
+    Path(args[0]).write_text(json.dumps(gt))
+    pred = json.loads(Path(args[2]).read_text())
+    pred["annotations"].append(dict(pred["annotations"][0], image_id=43))
+    Path(args[2]).write_text(json.dumps(pred))
+    with pytest.raises(SegmentMismatchError, match="image_id=42"):
+        pq_compute(*args, num_workers=2)
+
+
+def test_missing_key_is_also_a_key_error(tmp_path):
+    args = _write(tmp_path, np.array([[1]]), [{"id": 1, "category_id": 1, "area": 1}],
+                  np.array([[5]]), [{"id": 5, "category_id": 1}])
+    with pytest.raises(KeyError):
+        pq_compute(*args)
+
+
+def test_prediction_writer_round_trip(tmp_path, pangen):
+    from rapsam.evaluation.panoptic_quality import PanopticPredictionWriter
+    rng = np.random.default_rng(9)
+    ds = pangen.random_dataset(rng, n_images=3, allow_empty_group=False)
+    for im in ds["images"]:  # the writer validates: keep consistent predictions only
+        present = {int(i) for i in np.unique(im["pred_ids"])} - {0}
+        im["pred_segs"] = [s for s in {s["id"]: s for s in im["pred_segs"]}.values()
+                           if s["id"] in present]
+    paths = pangen.write_dataset(ds, tmp_path / "ref")
+    w = PanopticPredictionWriter(tmp_path / "mine")
+    for im in ds["images"]:
+        w.add(im["image_id"], f"{im['image_id']:012d}.png", im["pred_ids"], im["pred_segs"])
+    w.write_json(tmp_path / "mine.json")
+    a = pq_compute(paths["gt_json"], paths["gt_folder"], paths["pred_json"], paths["pred_folder"],
+                   empty_group="nan")
+    b = pq_compute(paths["gt_json"], paths["gt_folder"], str(tmp_path / "mine.json"),
+                   tmp_path / "mine", empty_group="nan")
+    assert json.dumps(a.to_dict()) == json.dumps(b.to_dict())
+    with pytest.raises(SegmentMismatchError, match="differ from segments_info"):
+        w.add(1, "x.png", np.array([[1, 2]]), [{"id": 1, "category_id": 1}])

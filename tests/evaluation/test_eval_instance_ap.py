@@ -16,11 +16,19 @@ from hypothesis.extra.numpy import arrays
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from rapsam.evaluation.instance_ap import (InstanceAPEvaluator, evaluate_instance_ap,
-                                           masks_to_coco_results)
+from rapsam.evaluation.instance_ap import (
+    InstanceAPEvaluator,
+    evaluate_instance_ap,
+    masks_to_coco_results,
+)
 from rapsam.evaluation.io import EvaluationInputError, encode_mask, rle_string_to_counts
-from rapsam.evaluation.vis_ap import (COCO_AREA_RANGES, DtItem, EvalParams, GtItem,
-                                      coco_style_evaluate)
+from rapsam.evaluation.vis_ap import (
+    COCO_AREA_RANGES,
+    DtItem,
+    EvalParams,
+    GtItem,
+    coco_style_evaluate,
+)
 
 
 def _rect(h, w, y0, x0, y1, x1):
@@ -313,3 +321,21 @@ def test_evaluator_and_gt_errors():
     del bad["annotations"][0]["iscrowd"]
     with pytest.raises(EvaluationInputError, match=r"annotations\[0\].*iscrowd"):
         InstanceAPEvaluator(bad)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=40, max_codepoint=115), max_size=12),
+       st.integers(1, 6), st.integers(1, 6))
+def test_rle_validation_never_passes_a_corrupt_string(counts, h, w):
+    """Anything check_rle accepts decodes to exactly h*w pixels (pycocotools would otherwise
+    read or write past its buffers)."""
+    from rapsam.evaluation.io import check_rle
+    try:
+        rle = check_rle({"size": [h, w], "counts": counts}, height=h, width=w, source="s",
+                        record="r")
+    except EvaluationInputError:
+        return
+    m = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert m.shape == (h, w)
+    assert encode_mask(m)["counts"] == rle["counts"] or mask_utils.area(
+        {"size": [h, w], "counts": rle["counts"].encode()}) == m.sum()

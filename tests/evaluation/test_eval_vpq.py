@@ -10,8 +10,7 @@ from PIL import Image
 
 from rapsam.evaluation.io import SegmentMismatchError, id2rgb
 from rapsam.evaluation.panoptic_quality import PQEvaluator
-from rapsam.evaluation.vpq import (InvalidIoUError, PanopticFrame, vpq_compute,
-                                   vpq_compute_vipseg)
+from rapsam.evaluation.vpq import InvalidIoUError, PanopticFrame, vpq_compute, vpq_compute_vipseg
 
 CATS = [{"id": 1, "isthing": 1}, {"id": 2, "isthing": 0}]
 

@@ -13,12 +13,26 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
-from rapsam.evaluation.interactive import (Click, CocoSamEvaluator, NoCEvaluator,
-                                           box_prompt_miou, coco_sam_iou_gt,
-                                           coco_sam_prompt_segments, coco_sam_test_size,
-                                           deepest_point, kornia_distance_transform, next_click,
-                                           noc_thresholds, point_to_box, resize_bilinear,
-                                           resize_nearest, ritm_iou, run_clicks, tight_box)
+from rapsam.evaluation.interactive import (
+    Click,
+    CocoSamEvaluator,
+    NoCEvaluator,
+    box_prompt_miou,
+    coco_sam_click,
+    coco_sam_iou_gt,
+    coco_sam_prompt_segments,
+    coco_sam_test_size,
+    deepest_point,
+    kornia_distance_transform,
+    next_click,
+    noc_thresholds,
+    point_to_box,
+    resize_bilinear,
+    resize_nearest,
+    ritm_iou,
+    run_clicks,
+    tight_box,
+)
 
 
 def _brute_edt(mask):
@@ -48,7 +62,7 @@ def test_deepest_point_hand_cases():
     m[2:7, 1:8] = True  # rows 2-6, cols 1-7: depth 3 on row 4, cols 3..5 tie -> first
     assert deepest_point(m) == (3, 4)
     # kornia's approximate transform also weighs diagonals: it picks the true centre.
-    assert deepest_point(m, method="kornia") == (4, 4)
+    assert deepest_point(m, method="kornia") == (4, 4) == coco_sam_click(m)
     # The image edge is a boundary (depth is limited by the 1-pixel pad).
     assert deepest_point(np.ones((5, 7), bool)) == (2, 2)  # cols 2-4 tie at depth 3
     assert deepest_point(np.zeros((3, 3), bool)) == (0, 0)
@@ -75,9 +89,12 @@ def _torch_kornia_dt(image: np.ndarray) -> np.ndarray:
 
 def test_kornia_port_matches_torch_ops_and_places_same_click():
     rng = np.random.default_rng(0)
-    for _ in range(15):
-        h, w = rng.integers(3, 30, size=2)
+    for k in range(16):
+        h, w = rng.integers(3, 30, size=2) if k else (60, 90)
         m = ndimage.binary_opening(rng.random((h, w)) < 0.7)
+        if k == 0:  # a smooth blob: long wavefronts, many near-ties
+            yy, xx = np.mgrid[:h, :w]
+            m = (yy - 25) ** 2 / 20**2 + (xx - 40) ** 2 / 35**2 < 1
         inv = ~np.pad(m, 1)
         ours = kornia_distance_transform(inv)
         ref = _torch_kornia_dt(inv)
