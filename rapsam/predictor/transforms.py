@@ -58,7 +58,7 @@ def prepare_image(
     """(H, W, 3) uint8 RGB -> ``PreparedImage``."""
     h, w = image.shape[:2]
     nh, nw = resized_shape(h, w, scale)
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+    x = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False).round_().clamp_(0, 255)
     x = (x - mean.view(1, 3, 1, 1).to(x)) / std.view(1, 3, 1, 1).to(x)

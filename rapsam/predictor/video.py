@@ -67,7 +67,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -328,10 +328,13 @@ class VideoPredictor(BasePredictor):
         return source if isinstance(source, FrameSource) else open_frames(source, on_size_change=on_size_change)
 
     @staticmethod
-    def _limited(frames: Any, max_frames: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    def _limited(frames: Any, max_frames: int | None, on_frame: Callable[[int], None] | None = None
+                 ) -> Iterator[tuple[int, np.ndarray]]:
         for n, item in enumerate(frames):
             if max_frames is not None and n >= max_frames:
                 return
+            if on_frame is not None:
+                on_frame(item[0])
             yield item
 
     def _features(self, prepared: list[PreparedImage]) -> torch.Tensor:
@@ -354,6 +357,7 @@ class VideoPredictor(BasePredictor):
         keep_images: bool = False,
         max_frames: int | None = None,
         on_size_change: str = "error",
+        on_frame: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[int, FrameResult]]:
         """Segment and track every frame of ``source``.
 
@@ -366,6 +370,7 @@ class VideoPredictor(BasePredictor):
             max_frames: stop after this many frames.
             on_size_change: frames whose size differs from the first: "error" (default), "resize"
                 or "skip" (with a warning), see ``rapsam.io.open_frames``.
+            on_frame: called with each frame index as the frame is read (e.g. a progress bar).
 
         Yields:
             ``(frame_idx, FrameResult)`` in frame order: online as soon as a window is decoded,
@@ -385,11 +390,11 @@ class VideoPredictor(BasePredictor):
         _check_max_frames(max_frames)
         self._require_vocabulary()
         src = self._open(source, on_size_change)
-        return self._track_iter(src, mode, tasks, keep_images, max_frames)
+        return self._track_iter(src, mode, tasks, keep_images, max_frames, on_frame)
 
-    def _track_iter(self, src: Any, mode: str, tasks: tuple[str, ...], keep: bool, max_frames: int | None
-                    ) -> Iterator[tuple[int, FrameResult]]:
-        frames = self._limited(src, max_frames)
+    def _track_iter(self, src: Any, mode: str, tasks: tuple[str, ...], keep: bool, max_frames: int | None,
+                    on_frame: Callable[[int], None] | None) -> Iterator[tuple[int, FrameResult]]:
+        frames = self._limited(src, max_frames, on_frame)
         try:
             if mode == "online":
                 yield from self._run_online(frames, tasks, keep)
@@ -766,6 +771,7 @@ class VideoPredictor(BasePredictor):
         start_frame: int | None = None,
         max_frames: int | None = None,
         keep_images: bool = False,
+        on_frame: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[int, FrameResult]]:
         """Track the prompted objects frame by frame (see the module docstring for the method).
 
@@ -776,6 +782,7 @@ class VideoPredictor(BasePredictor):
                 ``propagate`` over those frames first).
             max_frames: stop after this many processed frames.
             keep_images: attach each RGB frame to its result.
+            on_frame: called with each frame index as the frame is read (e.g. a progress bar).
 
         Yields:
             ``(frame_idx, FrameResult)``; ``result.instances`` holds one mask per object prompted on
@@ -804,15 +811,18 @@ class VideoPredictor(BasePredictor):
                 )
             objs = dict(prev)
         src = self._frames_for(state)
-        return self._propagate_iter(state, src, int(start), objs, max_frames, keep_images)
+        return self._propagate_iter(state, src, int(start), objs, max_frames, keep_images, on_frame)
 
     def _propagate_iter(self, state: VideoState, src: Any, start: int, objs: dict[int, _ObjState],
-                        max_frames: int | None, keep: bool) -> Iterator[tuple[int, FrameResult]]:
+                        max_frames: int | None, keep: bool, on_frame: Callable[[int], None] | None
+                        ) -> Iterator[tuple[int, FrameResult]]:
         processed = 0
         last = -1
         try:
             for idx, rgb in src:
                 last = idx
+                if on_frame is not None:
+                    on_frame(idx)
                 if idx < start:
                     continue
                 if max_frames is not None and processed >= max_frames:

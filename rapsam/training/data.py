@@ -69,7 +69,7 @@ def _resize_masks(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(m.shape[-2:]) == tuple(size) or m.numel() == 0:
         return m.reshape(*m.shape[:-2], *size) if m.numel() == 0 else m
     n, t = m.shape[:2]
-    out = F.interpolate(m.reshape(n * t, 1, *m.shape[-2:]).float(), size=size, mode="nearest")
+    out = F.interpolate(m.reshape(n * t, 1, *m.shape[-2:]).float(), size=size, mode="nearest-exact")  # half-pixel centres, as the bilinear image
     return out.reshape(n, t, *size) > 0.5
 
 
@@ -99,7 +99,7 @@ def augment(
         frames (T, 3, h, w) float 0-255 and masks (N, T, h, w) bool with h <= crop_h, w <= crop_w
         (not yet padded).
     """
-    img = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+    img = torch.from_numpy(np.array(frames, copy=True)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
     m = torch.from_numpy(np.ascontiguousarray(masks))
     if rng.random() < aug.flip_prob:
         img = img.flip(-1)

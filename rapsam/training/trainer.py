@@ -208,7 +208,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, de
                     raise RuntimeError(f"loss became {loss.item()} at iteration {it}; lower optim.lr or check the data")
                 scaler.scale(loss).backward()
                 for k, v in losses.items():
-                    logged[k] = logged.get(k, 0.0) + float(v) / cfg.grad_accum
+                    logged[k] = logged.get(k, 0.0) + float(v.detach()) / cfg.grad_accum
                 logged["source_" + batch.source] = logged.get("source_" + batch.source, 0) + 1
             if cfg.optim.grad_clip > 0:
                 scaler.unscale_(optimizer)

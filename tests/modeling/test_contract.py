@@ -30,7 +30,7 @@ def _prompts(b: int, h: int, w: int) -> Prompts:
 def model(request):
     torch.manual_seed(0)
     m = rapsam.build_model(request.param)
-    m.set_vocabulary(_random_vocab(), ["a", "b", "c", "d", "e"], [True, True, True, False, False])
+    m.set_vocabulary(_random_vocab(d=m.classifier.embed_dim), ["a", "b", "c", "d", "e"], [True, True, True, False, False])
     return m
 
 
