@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -30,11 +31,6 @@ def official_gen():
     return _gen()
 
 
-class _Meta:  # stands for mmengine objects stored in a checkpoint's meta
-    def __init__(self) -> None:
-        self.history = [1, 2, 3]
-
-
 @pytest.fixture(scope="session")
 def official_r18_files(tmp_path_factory, official_gen):
     """Write the fixture weights as a user would get them: an mmengine-style checkpoint (weights under
@@ -44,7 +40,9 @@ def official_r18_files(tmp_path_factory, official_gen):
     sd_np = g.make_state_dict(str(OFFICIAL / "keys_r18.tsv"), seed=1)
     info = json.loads((OFFICIAL / "r18_panoptic_256x320.json").read_text())
     assert g.state_dict_digest(sd_np) == info["state_dict_sha256"]
-    ckpt = {"meta": {"epoch": 12, "hub": _Meta()}, "state_dict": g.to_torch(sd_np)}
+    # 'meta' holds a non-tensor object, as mmengine checkpoints do (message hub, history buffers):
+    # the loader must read the weights without unpickling it as code
+    ckpt = {"meta": {"epoch": 12, "hub": argparse.Namespace(history=[1, 2, 3])}, "state_dict": g.to_torch(sd_np)}
     torch.save(ckpt, d / "rapsam_r18_fixture.pth")
     pl = np.load(OFFICIAL / "classifier_r18_s1.npz")
     cls = g.make_classifier(seed=1, plants=zip(pl["plant_classes"], pl["plant_vectors"]))

@@ -47,7 +47,9 @@ def list_samples(folder: str | Path) -> Samples:
     return Samples(images, videos[0] if videos else None, str(folder))
 
 
-def synthetic_samples(folder: str | Path, *, images: int = 4, size: int = 320, frames: int = 24, seed: int = 7) -> Samples:
+def synthetic_samples(
+    folder: str | Path, *, images: int = 4, size: int = 320, frames: int = 24, seed: int = 7
+) -> Samples:
     """Draw ``images`` synthetic scenes and one ``frames``-frame video into ``folder`` (reused if there).
 
     Returns:
@@ -66,8 +68,15 @@ def synthetic_samples(folder: str | Path, *, images: int = 4, size: int = 320, f
     from ..io.video import VideoWriter
 
     with tempfile.TemporaryDirectory(prefix="rapsam_synth_") as tmp:
-        paths = generate(Path(tmp) / "synth", images=images, videos=1, size=size, seed=seed, frames=frames,
-                         val_fraction=0.0)
+        paths = generate(
+            Path(tmp) / "synth",
+            images=images,
+            videos=1,
+            size=size,
+            seed=seed,
+            frames=frames,
+            val_fraction=0.0,
+        )
         truth = paths.truth
         for p, im in zip(pngs, truth.images):
             write_png(p, im.image)

@@ -57,9 +57,20 @@ class Limits:
     max_video_side: int = 640
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_mb", "max_image_side", "max_video_seconds", "max_video_frames", "max_video_side"):
+        for name in (
+            "max_upload_mb",
+            "max_image_side",
+            "max_video_seconds",
+            "max_video_frames",
+            "max_video_side",
+        ):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+            if (
+                not isinstance(v, (int, float))
+                or isinstance(v, bool)
+                or not math.isfinite(v)
+                or v <= 0
+            ):
                 raise ValueError(f"Limits.{name} must be a positive number, got {v!r}")
 
 
@@ -89,7 +100,9 @@ def fit_image(image: Any, limits: Limits) -> tuple[np.ndarray, str | None]:
     try:
         rgb = as_rgb_array(image)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"could not read the upload as an image ({e}); upload a PNG or JPEG file") from None
+        raise ValueError(
+            f"could not read the upload as an image ({e}); upload a PNG or JPEG file"
+        ) from None
     h, w = rgb.shape[:2]
     side = int(limits.max_image_side)
     if max(h, w) <= side:
@@ -101,8 +114,8 @@ def fit_image(image: Any, limits: Limits) -> tuple[np.ndarray, str | None]:
     small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR))
     return small, (
         f"The image is {w}x{h} pixels; this server works on images up to {side} pixels on the longer "
-        f"side, so it was downscaled to {nw}x{nh} (masks are at that size; `rapsam serve "
-        f"--max-image-side` changes the limit)."
+        f"side, so it was downscaled to {nw}x{nh} (masks are at that size; the server option "
+        f"--max-image-side changes the limit)."
     )
 
 
@@ -159,8 +172,12 @@ class ClickSession:
         overlay = s.render()            # (H, W, 3) uint8
     """
 
-    def __init__(self, model: Any, image_scale: tuple[int, int] | None | str = "model",
-                 view_side: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        image_scale: tuple[int, int] | None | str = "model",
+        view_side: int | None = None,
+    ) -> None:
         from ..predictor.interactive import InteractivePredictor
 
         self.predictor = InteractivePredictor(model, image_scale=image_scale)
@@ -232,7 +249,9 @@ class ClickSession:
             box = (min(x0, x), min(y0, y), min(max(x0, x) + 1, w), min(max(y0, y) + 1, h))
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 self._undo.pop()  # the first corner goes too
-                raise ValueError("the box is under 2 pixels wide or tall: click two opposite corners of the object")
+                raise ValueError(
+                    "the box is under 2 pixels wide or tall: click two opposite corners of the object"
+                )
             self._undo[-1] = ("box", (self.box, (x0, y0)))
             self.box = box
         else:
@@ -306,13 +325,23 @@ class ClickSession:
         out = self._view
         m = self.mask
         if m is not None:
-            out = draw_masks(out, upscale(m, sc, mask=True)[None], colors=[MASK_COLOR], alpha=0.5, show_tags=False)
+            out = draw_masks(
+                out,
+                upscale(m, sc, mask=True)[None],
+                colors=[MASK_COLOR],
+                alpha=0.5,
+                show_tags=False,
+            )
         pts = to_view(np.asarray(self.points, dtype=np.float64).reshape(-1, 2), sc)
         boxes = np.asarray([self.box], dtype=np.float64) * sc if self.box is not None else None
         if len(pts) or boxes is not None:
-            out = draw_prompts(out, pts if len(pts) else None, np.asarray(self.labels) if len(pts) else None, boxes)
+            out = draw_prompts(
+                out, pts if len(pts) else None, np.asarray(self.labels) if len(pts) else None, boxes
+            )
         if self.corner is not None:
-            out = draw_prompts(out, to_view(np.asarray([self.corner]), sc), np.asarray([1]), marker="circle")
+            out = draw_prompts(
+                out, to_view(np.asarray([self.corner]), sc), np.asarray([1]), marker="circle"
+            )
         return out
 
     def status(self) -> str:
@@ -330,7 +359,9 @@ class ClickSession:
         m = self.mask
         area = 100.0 * float(m.mean()) if m is not None else 0.0
         n_pos, n_neg = self.labels.count(1), self.labels.count(0)
-        parts = [f"{n_pos} positive", f"{n_neg} negative"] + (["box"] if self.box is not None else [])
+        parts = [f"{n_pos} positive", f"{n_neg} negative"] + (
+            ["box"] if self.box is not None else []
+        )
         return (
             f"Mask: {area:.1f}% of the image, predicted IoU {self.iou:.2f} · prompts: {', '.join(parts)}"
             f" · decoder {self.decode_ms:.0f} ms · {enc}"
@@ -343,7 +374,11 @@ class ClickSession:
             raise ValueError("no mask yet: click on an object first")
         rec = self.result.to_coco(image_id=self.name)[0]
         return {
-            "image": {"file_name": self.name, "height": int(img.shape[0]), "width": int(img.shape[1])},
+            "image": {
+                "file_name": self.name,
+                "height": int(img.shape[0]),
+                "width": int(img.shape[1]),
+            },
             "prompts": {
                 "points": [[float(x), float(y)] for x, y in self.points],
                 "labels": list(self.labels),
@@ -396,11 +431,20 @@ def _rgb_hex(c: Sequence[int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in c))
 
 
-def legend_html(result: Any, class_names: Sequence[str], thing_flags: Sequence[bool] | None = None) -> str:
+def legend_html(
+    result: Any,
+    class_names: Sequence[str],
+    thing_flags: Sequence[bool] | None = None,
+    *,
+    empty_text: str = "No segment passed the confidence threshold.",
+    state: str = "done",
+) -> str:
     """HTML legend of a ``PanopticResult``: segments (largest first) then the model's vocabulary.
 
-    Each segment row carries ``data-class`` (its class name) and the swatch has the segment's
-    overlay colour (``rapsam.visualize.color_for_id(segment id)``, as ``draw_panoptic`` paints).
+    Each segment row carries ``data-class`` (its class name) and ``data-segment`` (its id), and the
+    swatch has the segment's overlay colour (``rapsam.visualize.color_for_id(segment id)``, as
+    ``draw_panoptic`` paints). The outer ``div`` carries ``data-state`` (``state``) and
+    ``data-segments`` (the count), for scripts and tests.
     """
     from ..visualize import color_for_id
 
@@ -409,7 +453,8 @@ def legend_html(result: Any, class_names: Sequence[str], thing_flags: Sequence[b
     for s in sorted(result.segments, key=lambda s: -s.area):
         kind = "thing" if s.is_thing else "stuff"
         rows.append(
-            f'<li class="rapsam-legend-item" data-class="{html.escape(s.name)}" data-kind="{kind}">'
+            f'<li class="rapsam-legend-item" data-class="{html.escape(s.name)}" data-kind="{kind}" '
+            f'data-segment="{int(s.id)}">'
             f'<span class="rapsam-swatch" style="background:{_rgb_hex(color_for_id(int(s.id)))}"></span>'
             f'<span class="rapsam-name">{html.escape(s.name)}</span>'
             f'<span class="rapsam-meta">{kind} · {s.score:.2f} · {100.0 * s.area / total:.1f}%</span></li>'
@@ -417,23 +462,29 @@ def legend_html(result: Any, class_names: Sequence[str], thing_flags: Sequence[b
     if rows:
         body = f'<ul class="rapsam-legend-list">{"".join(rows)}</ul>'
     else:
-        body = '<p class="rapsam-empty">No segment passed the confidence threshold.</p>'
+        body = f'<p class="rapsam-empty">{html.escape(empty_text)}</p>'
     flags = list(thing_flags) if thing_flags is not None else [True] * len(class_names)
     vocab = " · ".join(
         f'<span class="rapsam-vocab-item" data-class="{html.escape(n)}">{html.escape(n)}'
-        f'{"" if flags[i] else " (stuff)"}</span>'
+        f"{'' if flags[i] else ' (stuff)'}</span>"
         for i, n in enumerate(class_names)
     )
-    counts = f"{len(result.segments)} segment{'s' if len(result.segments) != 1 else ''}"
+    counts = (
+        f" · {len(result.segments)} segment{'s' if len(result.segments) != 1 else ''}"
+        if state == "done"
+        else ""
+    )
     return (
-        f'<div class="rapsam-legend" data-segments="{len(result.segments)}">'
-        f'<div class="rapsam-legend-title">Legend · {counts}</div>{body}'
+        f'<div class="rapsam-legend" data-state="{html.escape(state)}" data-segments="{len(result.segments)}">'
+        f'<div class="rapsam-legend-title">Legend{counts}</div>{body}'
         f'<details class="rapsam-vocab"><summary>Vocabulary: {len(class_names)} classes</summary>'
         f"<p>{vocab}</p></details></div>"
     )
 
 
-def run_panoptic(predictor: Any, image: np.ndarray, name: str, folder: str | Path) -> PanopticView:
+def run_panoptic(
+    predictor: Any, image: np.ndarray, name: str, folder: str | Path, view_side: int | None = None
+) -> PanopticView:
     """Panoptic segmentation of ``image`` with its overlay, legend and downloadable files.
 
     Args:
@@ -441,6 +492,7 @@ def run_panoptic(predictor: Any, image: np.ndarray, name: str, folder: str | Pat
         image: (H, W, 3) uint8 RGB.
         name: file-name stem of the downloads.
         folder: where ``<name>_panoptic.png`` and ``<name>_panoptic.json`` are written.
+        view_side: the overlay of a smaller image is drawn upscaled to this longer side.
 
     Raises:
         RuntimeError: the model has no vocabulary.
@@ -450,21 +502,48 @@ def run_panoptic(predictor: Any, image: np.ndarray, name: str, folder: str | Pat
     ms = 1e3 * (time.perf_counter() - t0)
     model = predictor.model
     names = list(model.class_names)
-    flags = [bool(f) for f in model.thing_flags] if getattr(model, "thing_flags", None) is not None else None
+    flags = (
+        [bool(f) for f in model.thing_flags]
+        if getattr(model, "thing_flags", None) is not None
+        else None
+    )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stem = safe_stem(name)
     png = folder / f"{stem}_panoptic.png"
     ann = result.save(png, image_id=stem)
-    cats = [{"id": i, "name": n, "isthing": int(flags[i]) if flags else 1} for i, n in enumerate(names)]
+    cats = [
+        {"id": i, "name": n, "isthing": int(flags[i]) if flags else 1} for i, n in enumerate(names)
+    ]
     js = folder / f"{stem}_panoptic.json"
-    js.write_text(json.dumps({
-        "annotations": [ann],
-        "categories": cats,
-        "segments": [s.to_dict() for s in result.segments],
-        "timing_ms": {"inference": round(ms, 2)},
-    }, indent=1))
-    overlay = result.plot(image) if len(result) else image.copy()
+    js.write_text(
+        json.dumps(
+            {
+                "annotations": [ann],
+                "categories": cats,
+                "segments": [s.to_dict() for s in result.segments],
+                "timing_ms": {"inference": round(ms, 2)},
+            },
+            indent=1,
+        )
+    )
+    sc = view_scale(image.shape[:2], view_side)
+    view = upscale(image, sc)
+    if len(result):
+        from PIL import Image
+
+        from ..visualize import draw_panoptic
+
+        ids = result.seg_ids.cpu().numpy().astype(np.int32)
+        if sc != 1.0:
+            ids = np.asarray(Image.fromarray(ids).resize(view.shape[1::-1], Image.NEAREST))
+        segs = [
+            {"id": g.id, "label_name": g.name, "is_thing": g.is_thing, "score": g.score}
+            for g in result.segments
+        ]
+        overlay = draw_panoptic(view, ids, segs)
+    else:
+        overlay = view.copy()
     return PanopticView(overlay, legend_html(result, names, flags), result, png, js, ms)
 
 
@@ -489,8 +568,8 @@ def read_video(path: str | Path, limits: Limits) -> tuple[list[np.ndarray], floa
     with src:
         fps = float(src.fps) if src.fps else 10.0
         fix = (
-            f"Trim it (for example `ffmpeg -i in.mp4 -t {sec_cap:g} out.mp4`) or restart the server with "
-            "`rapsam serve --max-video-seconds S --max-video-frames N`."
+            f"Trim it (for example: ffmpeg -i in.mp4 -t {sec_cap:g} out.mp4) or restart the server with "
+            "rapsam serve --max-video-seconds S --max-video-frames N."
         )
         if src.num_frames is not None:
             n = int(src.num_frames)
@@ -500,7 +579,9 @@ def read_video(path: str | Path, limits: Limits) -> tuple[list[np.ndarray], floa
                     f"videos up to {sec_cap:g} s. {fix}"
                 )
             if n > frames_cap:
-                raise LimitError(f"This video has {n} frames; this server accepts up to {frames_cap}. {fix}")
+                raise LimitError(
+                    f"This video has {n} frames; this server accepts up to {frames_cap}. {fix}"
+                )
         frames = []
         for _, frame in src:
             frames.append(frame)
@@ -525,8 +606,13 @@ class VideoSession:
         limits: upload limits.
     """
 
-    def __init__(self, model: Any, image_scale: tuple[int, int] | None | str = "model", limits: Limits | None = None,
-                 view_side: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        image_scale: tuple[int, int] | None | str = "model",
+        limits: Limits | None = None,
+        view_side: int | None = None,
+    ) -> None:
         self.model = model
         self.image_scale = image_scale
         self.limits = limits or Limits()
@@ -623,22 +709,32 @@ class VideoSession:
         h, w = self.frames[0].shape[:2]
         head = f"{len(self.frames)} frames, {w}x{h}, {self.fps:g} fps ({self.seconds:.1f} s)"
         ids = self.prompted_ids
-        who = f"objects prompted: {', '.join(f'#{i}' for i in ids)}" if ids else "no object prompted yet"
+        who = (
+            f"objects prompted: {', '.join(f'#{i}' for i in ids)}"
+            if ids
+            else "no object prompted yet"
+        )
         return f"{head} · {who} · clicks go to object #{self.current}"
 
     def _predictor(self) -> Any:
         try:
             from ..predictor.video import VideoPredictor
         except ImportError as e:  # pragma: no cover - the video predictor ships with rapsam
-            raise RuntimeError(f"video tracking is not available in this installation ({e})") from None
+            raise RuntimeError(
+                f"video tracking is not available in this installation ({e})"
+            ) from None
         return VideoPredictor(self.model, image_scale=self.image_scale)
 
-    def track_prompted(self, folder: str | Path, progress: ProgressFn | None = None) -> tuple[Path, Path, str]:
+    def track_prompted(
+        self, folder: str | Path, progress: ProgressFn | None = None
+    ) -> tuple[Path, Path, str]:
         """Track the prompted objects through the video -> (overlay .mp4, results .json, summary)."""
         self.require_video()
         ids = self.prompted_ids
         if not ids:
-            raise ValueError("click on an object in the first frame first (a positive click), or use 'Track all objects'")
+            raise ValueError(
+                "click on an object in the first frame first (a positive click), or use 'Track all objects'"
+            )
         vp = self._predictor()
         state = vp.init_state(self.frames)
         for i in ids:
@@ -646,14 +742,24 @@ class VideoSession:
             vp.add_prompt(state, 0, i, points=np.asarray(o.points), labels=np.asarray(o.labels))
         return self._write(folder, "tracked", vp.propagate(state), progress, score_thr=None)
 
-    def track_all(self, folder: str | Path, progress: ProgressFn | None = None, score_thr: float = 0.3) -> tuple[Path, Path, str]:
+    def track_all(
+        self, folder: str | Path, progress: ProgressFn | None = None, score_thr: float = 0.3
+    ) -> tuple[Path, Path, str]:
         """Unprompted tracking of every object -> (overlay .mp4, results .json, summary)."""
         self.require_video()
         vp = self._predictor()
-        return self._write(folder, "all", vp.track(self.frames, tasks=("instance",)), progress, score_thr=score_thr)
+        return self._write(
+            folder, "all", vp.track(self.frames, tasks=("instance",)), progress, score_thr=score_thr
+        )
 
-    def _write(self, folder: str | Path, tag: str, results: Any, progress: ProgressFn | None,
-               score_thr: float | None) -> tuple[Path, Path, str]:
+    def _write(
+        self,
+        folder: str | Path,
+        tag: str,
+        results: Any,
+        progress: ProgressFn | None,
+        score_thr: float | None,
+    ) -> tuple[Path, Path, str]:
         from ..io.video import VideoWriter
         from ..predictor.video import YouTubeVISWriter
         from ..visualize import draw_masks
@@ -672,21 +778,29 @@ class VideoSession:
                 inst = getattr(res, "instances", res)
                 if score_thr is not None and len(inst):
                     inst = inst[inst.scores >= score_thr]
-                if score_thr is None and len(inst):  # prompted: drop frames where an object is absent
+                if score_thr is None and len(
+                    inst
+                ):  # prompted: drop frames where an object is absent
                     inst = inst[inst.masks.flatten(1).any(1)]
                 vis.add(idx, inst)
-                seen.update(int(t) for t in (inst.track_ids.tolist() if inst.track_ids is not None else []))
+                seen.update(
+                    int(t) for t in (inst.track_ids.tolist() if inst.track_ids is not None else [])
+                )
                 frame = self.frames[idx]
                 labels = inst.names if (score_thr is not None and inst.labels is not None) else None
                 if len(inst):
                     drawn = inst.numpy()
-                    frame = draw_masks(frame, drawn.masks, ids=drawn.track_ids, labels=labels, alpha=0.5)
+                    frame = draw_masks(
+                        frame, drawn.masks, ids=drawn.track_ids, labels=labels, alpha=0.5
+                    )
                 writer.write(frame)
                 if progress is not None:
                     progress(k + 1, n)
         vis.save(out_json, num_frames=n)
         dt = time.perf_counter() - t0
-        what = f"{len(seen)} track{'s' if len(seen) != 1 else ''}" + (f" ({', '.join(f'#{i}' for i in sorted(seen))})" if seen else "")
+        what = f"{len(seen)} track{'s' if len(seen) != 1 else ''}" + (
+            f" ({', '.join(f'#{i}' for i in sorted(seen))})" if seen else ""
+        )
         summary = f"Tracked {n} frames in {dt:.1f} s ({1e3 * dt / max(n, 1):.0f} ms/frame): {what}."
         if names and score_thr is not None:
             summary += f" Instances scoring under {score_thr:g} are not drawn."

@@ -125,14 +125,18 @@ def run(args: argparse.Namespace) -> int:
     elif not Path(source).exists():
         raise FileNotFoundError(f"source not found: {source}")
     scale = _parse_scale(args.image_scale)
-    model = load_model(args)
-    kw = {} if scale == "model" else {"image_scale": scale}
-    vp = VideoPredictor(model, mode=args.mode, window=args.window, **kw)
-    if args.classes:
-        vp.set_vocabulary(args.classes)
+    src = open_frames(source, on_size_change=args.on_size_change)  # a bad source fails before the model loads
+    try:
+        model = load_model(args)
+        kw = {} if scale == "model" else {"image_scale": scale}
+        vp = VideoPredictor(model, mode=args.mode, window=args.window, **kw)
+        if args.classes:
+            vp.set_vocabulary(args.classes)
+    except BaseException:
+        src.close()
+        raise
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    src = open_frames(source, on_size_change=args.on_size_change)
     total = src.num_frames if args.max_frames is None else min(src.num_frames or args.max_frames, args.max_frames)
     name = Path(str(args.source)).stem or "video"
     bar = tqdm(total=total, desc=f"track ({'prompted' if prompts else args.mode})", unit="frame",
@@ -146,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     pan_writer = None
     writer = None
     n_frames = 0
+    interrupted = False
     t0 = time.perf_counter()
     try:
         if prompts:
@@ -162,15 +167,18 @@ def run(args: argparse.Namespace) -> int:
             results = vp.track(src, tasks=tasks, keep_images=not args.no_video, max_frames=args.max_frames,
                                on_frame=on_frame)
             score_thr = args.score_thr
-        for idx, res in results:
-            n_frames += 1
-            ytvis.add(idx, res.instances)
-            if pan_writer is not None and res.panoptic is not None:
-                pan_writer.add(idx, res.panoptic)
-            if not args.no_video:
-                if writer is None:
-                    writer = VideoWriter(out / "overlay.mp4", fps=args.fps or src.fps or 10.0)
-                writer.write(res.plot(score_thr=score_thr))
+        try:
+            for idx, res in results:
+                n_frames += 1
+                ytvis.add(idx, res.instances)
+                if pan_writer is not None and res.panoptic is not None:
+                    pan_writer.add(idx, res.panoptic)
+                if not args.no_video:
+                    if writer is None:
+                        writer = VideoWriter(out / "overlay.mp4", fps=args.fps or src.fps or 10.0)
+                    writer.write(res.plot(score_thr=score_thr))
+        except KeyboardInterrupt:  # a live camera stops with Ctrl-C: keep what was tracked so far
+            interrupted = True
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -187,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     n_tracks = len(ytvis.track_ids)
     what = "objects" if prompts else "tracks"
     print(f"track ({'prompted' if prompts else args.mode}): {n_frames} frames in {dt:.1f} s "
-          f"({n_frames / max(dt, 1e-9):.1f} fps), {n_tracks} {what} -> {out}/")
-    return 0
+          f"({n_frames / max(dt, 1e-9):.1f} fps), {n_tracks} {what} -> {out}/"
+          + (" (interrupted)" if interrupted else ""))
+    return 130 if interrupted else 0
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -265,18 +266,17 @@ class TrackManager:
         live = list(self.tracks.values())
         matched_det: set[int] = set()
         if live:
+            from scipy.optimize import linear_sum_assignment
+
             mem = torch.stack([t.memory for t in live])  # (N, C)
             sim = emb @ mem.T  # (D, N)
             cost = 1 - sim
             if cfg.iou_weight > 0 and masks is not None:
                 iou = self._iou_with_last(masks[:, 0], live, first_frame)  # (D, N)
                 cost = (1 - cfg.iou_weight) * cost + cfg.iou_weight * (1 - iou)
-            ok = sim >= cfg.sim_thr
-            big = 1e6
-            cost = torch.where(ok, cost, torch.full_like(cost, big))
-            from scipy.optimize import linear_sum_assignment
-
-            rows, cols = linear_sum_assignment(cost.double().numpy())
+            ok = (sim >= cfg.sim_thr).numpy()
+            cost = np.where(ok, cost.double().numpy(), 1e6)
+            rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows.tolist(), cols.tolist()):
                 if ok[r, c]:
                     ids[r] = live[c].id
@@ -313,14 +313,14 @@ class TrackManager:
     @staticmethod
     def _iou_with_last(first_masks: torch.Tensor, live: list[Track], first_frame: int) -> torch.Tensor:
         """(D, N) IoU of each detection's first mask with the last mask of tracks seen just before."""
-        d = first_masks.shape[0]
-        out = torch.zeros(d, len(live))
-        a = first_masks.flatten(1).float().cpu()  # (D, h*w)
-        for j, t in enumerate(live):
-            if t.last_mask is None or t.last_seen != first_frame - 1 or t.last_mask.shape != first_masks.shape[1:]:
-                continue
-            b = t.last_mask.flatten().float()
-            inter = a @ b
-            union = a.sum(1) + b.sum() - inter
-            out[:, j] = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+        out = torch.zeros(first_masks.shape[0], len(live))
+        cols = [j for j, t in enumerate(live) if t.last_mask is not None and t.last_seen == first_frame - 1
+                and t.last_mask.shape == first_masks.shape[1:]]
+        if not cols:
+            return out
+        a = first_masks.flatten(1).float()  # (D, h*w)
+        b = torch.stack([live[j].last_mask.flatten() for j in cols]).float()  # (N', h*w)
+        inter = a @ b.T  # (D, N')
+        union = a.sum(1)[:, None] + b.sum(1)[None] - inter
+        out[:, cols] = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
         return out

@@ -319,6 +319,8 @@ class VideoPredictor(BasePredictor):
         self.non_overlap = non_overlap
         #: Tracks started during the last ``track`` run (online) / ids used (official).
         self.num_tracks = 0
+        #: The track manager of the current / last online run (its live tracks, ``retired`` count).
+        self.tracker: TrackManager | None = None
 
     # ============================================================================= shared plumbing
     @staticmethod
@@ -408,6 +410,7 @@ class VideoPredictor(BasePredictor):
     # ----------------------------------------------------------------------------- online
     def _run_online(self, frames: Iterator, tasks: tuple[str, ...], keep: bool) -> Iterator[tuple[int, FrameResult]]:
         tm = TrackManager(self.tracker_config)
+        self.tracker = tm
         self.num_tracks = 0
         buf: list[tuple[int, np.ndarray, PreparedImage, float]] = []
         for idx, rgb in frames:
@@ -442,7 +445,7 @@ class VideoPredictor(BasePredictor):
             results = []
             for t, (idx, rgb, _, prep_ms) in enumerate(buf):
                 s0 = time.perf_counter()
-                keep_rows = [i for i in range(len(det)) if ids[i] >= 0 and bool(binary[i, t].any())]
+                keep_rows = (ids >= 0) & binary[:, t].flatten(1).any(1)  # tracked and visible in this frame
                 q = det[keep_rows]
                 tids = ids[keep_rows]
                 ins = self._tracked_instances(logits[q.to(logits.device), t], q, tids, tm, pr)
@@ -485,7 +488,7 @@ class VideoPredictor(BasePredictor):
         """(label, class probability) of a track from its mean class logits, things only."""
         logits = tm.tracks[tid].cls_logits
         probs = logits.softmax(-1)[:-1]
-        things = torch.tensor(self.model.thing_flags, dtype=torch.bool)
+        things = torch.tensor(self.model.thing_flags, dtype=torch.bool)  # (K,)
         probs = probs.masked_fill(~things, -1.0)
         p, lab = probs.max(0)
         return int(lab), float(p)
@@ -702,16 +705,16 @@ class VideoPredictor(BasePredictor):
                 prompt, or a prompt with no positive click and no box.
         """
         if not isinstance(state, VideoState):
-            raise ValueError(f"state must come from init_state(...), got {type(state).__name__}")
+            raise ValueError(f"state must come from init_state(...), got {type(state).__name__}")  # noqa: TRY004
         if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
-            raise ValueError(f"frame_idx must be an int, got {frame_idx!r}")
+            raise ValueError(f"frame_idx must be an int, got {frame_idx!r}")  # noqa: TRY004
         frame_idx = int(frame_idx)
         if frame_idx < 0 or (state.num_frames is not None and frame_idx >= state.num_frames):
             n = state.num_frames
             span = f"it has {n} frames (indices 0..{n - 1})" if n is not None else "indices start at 0"
             raise ValueError(f"frame {frame_idx} is outside the video: {span}")
         if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)):
-            raise ValueError(f"obj_id must be an int, got {obj_id!r}")
+            raise ValueError(f"obj_id must be an int, got {obj_id!r}")  # noqa: TRY004
         obj_id = int(obj_id)
         pts = lab = bx = None
         if points is not None:
@@ -1010,11 +1013,14 @@ def _mask_nms(flat: torch.Tensor, thr: float) -> torch.Tensor:
     f = flat.float()
     inter = f @ f.T  # (N, N)
     area = f.sum(1)
-    iou = inter / (area[:, None] + area[None] - inter).clamp(min=1)
+    iou = (inter / (area[:, None] + area[None] - inter).clamp(min=1)).cpu().numpy()
+    suppressed = np.zeros(n, dtype=bool)
     keep: list[int] = []
     for i in range(n):
-        if all(float(iou[i, j]) <= thr for j in keep):
-            keep.append(i)
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= iou[i] > thr
     return torch.tensor(keep, dtype=torch.long)
 
 
@@ -1130,6 +1136,7 @@ class PanopticVideoWriter:
             raise ValueError("segment ids do not fit in an RGB panoptic PNG (>= 2^24)")
         png = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)
         name = f"{int(frame_idx):06d}.png"
+        self.folder.mkdir(parents=True, exist_ok=True)
         path = write_png(self.folder / name, png)
         infos = []
         for s in panoptic.segments:

@@ -173,7 +173,9 @@ def dice_loss(
     return 1.0 - (numerator + eps) / (denominator + eps)
 
 
-def reduce_mean_count(counts: Sequence[float], device: torch.device) -> torch.Tensor:
+def reduce_mean_count(
+    counts: Sequence[float], device: torch.device, minimum: Sequence[float] | None = None
+) -> torch.Tensor:
     """Average normalisers over DDP ranks and clamp them to at least 1 (mmdet ``reduce_mean``).
 
     One ``all_reduce`` is issued per call when ``torch.distributed`` is initialised, so every rank
@@ -182,15 +184,18 @@ def reduce_mean_count(counts: Sequence[float], device: torch.device) -> torch.Te
     Args:
         counts: Local counts (e.g. matched masks, prompts).
         device: Device of the result (CUDA for NCCL).
+        minimum: Per-count lower bound (default 1 for every count).
 
     Returns:
-        The per-rank mean of each count, clamped to >= 1, (len(counts),) float32.
+        The per-rank mean of each count, clamped to >= ``minimum``, (len(counts),) float32.
     """
     t = torch.tensor([float(c) for c in counts], dtype=torch.float32, device=device)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t = t / dist.get_world_size()
-    return t.clamp(min=1.0)
+    if minimum is None:
+        return t.clamp(min=1.0)
+    return torch.maximum(t, torch.tensor([float(m) for m in minimum], dtype=t.dtype, device=device))
 
 
 def zero_terms(*tensors: torch.Tensor | None) -> torch.Tensor:
@@ -396,16 +401,23 @@ class RapSamCriterion:
                 generator=generator,
             )
             num_obj = sum(int(q.numel()) for q, _ in indices)
+            # CE normaliser = sum of the class weights of all query labels (matched 1, background w)
+            q = obj_out.cls_logits.shape[1]
+            cls_w = sum(n + self.no_object_weight * (q - n) for n in (int(i.numel()) for i, _ in indices))
+        else:
+            cls_w = 0.0
         if prm_out is not None and prm_tgt is not None:
             _check_prompt_output(prm_out, prm_tgt)
             device = prm_out.mask_logits.device
             num_prm = sum(int(t.masks.shape[0]) for t in prm_tgt)
         assert device is not None
-        norm_obj, norm_prm = reduce_mean_count([num_obj, num_prm], device)
+        # One all-reduce: under DDP every normaliser is the mean over ranks, so the averaged
+        # gradients equal those of one process holding the whole global batch.
+        norm_obj, norm_prm, norm_cls = reduce_mean_count([num_obj, num_prm, cls_w], device, (1.0, 1.0, 1e-12))
 
         parts: list[dict[str, torch.Tensor]] = []
         if indices is not None:
-            parts.append(self._object_losses(obj_out, obj_tgt, indices, norm_obj, generator))
+            parts.append(self._object_losses(obj_out, obj_tgt, indices, norm_obj, generator, norm_cls))
         if prm_out is not None:
             parts.append(self._prompt_losses(prm_out, prm_tgt, norm_prm, generator))
         return {name: sum((p[name] for p in parts[1:]), parts[0][name]) for name in LOSS_NAMES}
@@ -417,6 +429,7 @@ class RapSamCriterion:
         indices: list[tuple[torch.Tensor, torch.Tensor]],
         num_masks: torch.Tensor,
         generator: torch.Generator | None,
+        cls_norm: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         cls_logits = out.cls_logits
         assert cls_logits is not None
@@ -437,7 +450,8 @@ class RapSamCriterion:
             cls_logits.float().flatten(0, 1), flat_labels, reduction="none"
         )  # (B*Q,)
         label_w = weights[flat_labels]  # (B*Q,)
-        loss_cls = self.class_weight * (ce * label_w).sum() / label_w.sum().clamp(min=1e-12)
+        denom = cls_norm if cls_norm is not None else label_w.sum().clamp(min=1e-12)
+        loss_cls = self.class_weight * (ce * label_w).sum() / denom
 
         # Masks: matched pairs only.
         src = torch.cat([mask_logits[b, q] for b, (q, _) in enumerate(indices)])  # (M, H, W)

@@ -50,17 +50,18 @@ def test_forward_shapes_no_nan(model):
     with torch.no_grad():
         out = model(x, _prompts(2, 64, 96))
     k = model.num_classes + 1
-    assert len(out.object_outputs) == len(out.prompt_outputs) == 4
+    q, c = model.decoder.num_queries, model.config.neck.hidden_dim
+    assert len(out.object_outputs) == len(out.prompt_outputs) == model.config.decoder.num_stages + 1
     for o in out.object_outputs:
-        assert o.cls_logits.shape == (2, 100, k)
-        assert o.mask_logits.shape == (2, 100, 16, 24)
-        assert o.iou.shape == (2, 100, 1)
+        assert o.cls_logits.shape == (2, q, k)
+        assert o.mask_logits.shape == (2, q, 16, 24)
+        assert o.iou.shape == (2, q, 1)
         assert torch.isfinite(o.mask_logits).all() and torch.isfinite(o.cls_logits).all()
     for o in out.prompt_outputs:
         assert o.mask_logits.shape == (2, 3, 16, 24) and o.iou.shape == (2, 3, 1)
         assert torch.isfinite(o.mask_logits).all()
-    assert out.object_embed.shape == (2, 100, 256) and out.prompt_embed.shape == (2, 3, 256)
-    assert out.features.shape == (2, 256, 16, 24)
+    assert out.object_embed.shape == (2, q, c) and out.prompt_embed.shape == (2, 3, c)
+    assert out.features.shape == (2, c, 16, 24)
 
 
 def test_video_clip_shapes(model):
@@ -68,7 +69,7 @@ def test_video_clip_shapes(model):
     x = torch.randn(2 * 3, 3, 64, 64)  # 2 clips of 3 frames
     with torch.no_grad():
         out = model(x, num_frames=3)
-    assert out.object_outputs[-1].mask_logits.shape == (2, 100, 3, 16, 16)
+    assert out.object_outputs[-1].mask_logits.shape == (2, model.decoder.num_queries, 3, 16, 16)
 
 
 def test_gradients_reach_every_parameter(model):
