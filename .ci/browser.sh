@@ -27,7 +27,7 @@ done
 
 need=()
 "$PY" -c "import playwright.sync_api" 2>/dev/null || need+=("playwright>=1.40")
-"$PY" -c "import gradio" 2>/dev/null || need+=("gradio>=5")
+"$PY" -c "import gradio" 2>/dev/null || need+=("gradio>=6")
 if [ "${#need[@]}" -gt 0 ]; then
     echo "browser.sh: pip install ${need[*]} (pinned: ${pins[*]:-none})"
     "$PY" -m pip install -q "${need[@]}" "${pins[@]}"

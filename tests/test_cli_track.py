@@ -137,3 +137,25 @@ def test_bad_sources(official_r18_files, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["track", str(empty), "--mode", "offline"])
     assert e.value.code == 2
+
+
+def test_ctrl_c_keeps_what_was_tracked(official_r18_files, video, tmp_path, capsys, monkeypatch):
+    """A live camera is stopped with Ctrl-C: the frames so far are still written."""
+    from rapsam.io.video import VideoWriter
+
+    real = VideoWriter.write
+    calls = []
+
+    def write(self, frame):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(self, frame)
+
+    monkeypatch.setattr(VideoWriter, "write", write)
+    assert main(["track", str(video), "--no-panoptic", *_args(official_r18_files, tmp_path)]) == 130
+    out = capsys.readouterr().out
+    assert "track (online): 3 frames" in out and out.rstrip().endswith("(interrupted)")
+    recs = json.loads((tmp_path / "results.json").read_text())
+    assert all(len(r["segmentations"]) == 3 for r in recs)
+    assert len(_decoded_frames(tmp_path / "overlay.mp4")) == 2

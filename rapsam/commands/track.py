@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             for rec in prompts:
                 vp.add_prompt(state, **rec)
             results = vp.propagate(state, keep_images=not args.no_video, max_frames=args.max_frames,
-                                   on_frame=on_frame)
+                                   on_frame=on_frame, save_states=False)
             score_thr = float("-inf")
         else:
             tasks = ("instance",) if args.no_panoptic else ("instance", "panoptic")

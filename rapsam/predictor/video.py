@@ -232,7 +232,6 @@ class _ClipStore:
 class _Clip:
     frame_indices: list[int]
     cls: torch.Tensor  # (Q, K+1)
-    iou: torch.Tensor  # (Q, 1)
     embed: torch.Tensor  # (Q, C)
     ms: float
 
@@ -591,8 +590,8 @@ class VideoPredictor(BasePredictor):
             store.put(("logits", i), m.float().cpu().contiguous())
             if keep:
                 store.put(("frames", i), np.stack([f for _, f, _ in take]))
-            clips.append(_Clip([f for f, _, _ in take], final.cls_logits[0].cpu(), final.iou[0].cpu(),
-                               out.object_embed[0].cpu(), 1e3 * (time.perf_counter() - t0)))
+            clips.append(_Clip([f for f, _, _ in take], final.cls_logits[0].cpu(), out.object_embed[0].cpu(),
+                               1e3 * (time.perf_counter() - t0)))
             done = end
 
         for idx, rgb in frames:
@@ -775,6 +774,7 @@ class VideoPredictor(BasePredictor):
         max_frames: int | None = None,
         keep_images: bool = False,
         on_frame: Callable[[int], None] | None = None,
+        save_states: bool = True,
     ) -> Iterator[tuple[int, FrameResult]]:
         """Track the prompted objects frame by frame (see the module docstring for the method).
 
@@ -786,6 +786,9 @@ class VideoPredictor(BasePredictor):
             max_frames: stop after this many processed frames.
             keep_images: attach each RGB frame to its result.
             on_frame: called with each frame index as the frame is read (e.g. a progress bar).
+            save_states: keep each frame's object states in ``state.history`` (about 1 KB per object
+                and frame) so a later ``propagate(start_frame=...)`` can resume; turn off for very long
+                videos.
 
         Yields:
             ``(frame_idx, FrameResult)``; ``result.instances`` holds one mask per object prompted on
@@ -814,11 +817,11 @@ class VideoPredictor(BasePredictor):
                 )
             objs = dict(prev)
         src = self._frames_for(state)
-        return self._propagate_iter(state, src, int(start), objs, max_frames, keep_images, on_frame)
+        return self._propagate_iter(state, src, int(start), objs, max_frames, keep_images, on_frame, save_states)
 
     def _propagate_iter(self, state: VideoState, src: Any, start: int, objs: dict[int, _ObjState],
-                        max_frames: int | None, keep: bool, on_frame: Callable[[int], None] | None
-                        ) -> Iterator[tuple[int, FrameResult]]:
+                        max_frames: int | None, keep: bool, on_frame: Callable[[int], None] | None,
+                        save_states: bool) -> Iterator[tuple[int, FrameResult]]:
         processed = 0
         last = -1
         try:
@@ -831,7 +834,8 @@ class VideoPredictor(BasePredictor):
                 if max_frames is not None and processed >= max_frames:
                     break
                 res = self._propagate_frame(state, idx, rgb, objs, keep)
-                state.history[idx] = dict(objs)
+                if save_states:
+                    state.history[idx] = dict(objs)
                 processed += 1
                 yield idx, res
         finally:
