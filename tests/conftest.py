@@ -84,3 +84,16 @@ def bgr_to_input(img_bgr: np.ndarray) -> torch.Tensor:
     std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
     x = (rgb.float() - mean) / std
     return x if x.dim() == 4 else x[None]
+
+
+DEMO_MODEL = ROOT / "rapsam" / "assets" / "demo_model.safetensors"
+
+
+@pytest.fixture(scope="session")
+def demo_model():
+    """The bundled demo model (trained by `rapsam train --config synthetic_tiny`)."""
+    import rapsam
+
+    if not DEMO_MODEL.exists():
+        pytest.fail(f"the bundled demo model is missing: {DEMO_MODEL}")
+    return rapsam.build_model(weights="demo")

@@ -29,6 +29,11 @@ class ObjectAdapter(nn.Module):
         super().__init__()
         self.kernel_update = KernelUpdator(channels)
         self.cls_proj = nn.Linear(channels, embed_dim)
+        # The adapter's kernels end in ReLU(LayerNorm), so at init ||k|| ~ sqrt(C) and k . F gives mask
+        # logits far beyond the stages' (std ~20 instead of ~3). Start the final LayerNorm scale at
+        # 1 / sqrt(C) so a model trained from scratch starts with calibrated masks (loaded weights,
+        # e.g. the official checkpoint, overwrite it).
+        nn.init.constant_(self.kernel_update.fc_norm.weight, channels**-0.5)
 
     def forward(
         self,
@@ -53,6 +58,7 @@ class PromptAdapter(nn.Module):
         self.cross_attn = nn.MultiheadAttention(channels, num_heads, batch_first=True)
         self.norm = nn.LayerNorm(channels)
         self.iou = nn.Linear(channels, 1)
+        nn.init.constant_(self.norm.weight, channels**-0.5)  # calibrated initial masks, as ObjectAdapter
 
     def forward(self, features: torch.Tensor, kernels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """F (B, C, H, W), kernels (B, P, C) -> masks (B, P, H, W), IoU (B, P, 1), kernels (B, P, C)."""
