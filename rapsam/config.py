@@ -49,6 +49,9 @@ class DecoderConfig:
         ffn_dim: FFN hidden width.
         temperature: stage class logits are cosine * 100 / temperature.
         embed_dim: text-embedding width D of the classifier (768 = CLIP ConvNeXt-L-D-320).
+        prompt_features: add the features of F under each click / box centre to its prompt query
+            (content-based prompts, the official code's "FIXME ... pool content features as label
+            embedding"); off for the official model, on for rapsam_tiny.
     """
 
     num_queries: int = 100
@@ -57,6 +60,7 @@ class DecoderConfig:
     ffn_dim: int = 2048
     temperature: float = 0.1
     embed_dim: int = 768
+    prompt_features: bool = False
 
 
 @dataclass(frozen=True)

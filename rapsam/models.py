@@ -63,14 +63,15 @@ def rapsam_seaformer(**overrides) -> ModelConfig:
 
 def rapsam_tiny(**overrides) -> ModelConfig:
     """The small model bundled as the demo: SeaFormer-Small (stride 4-32 levels), C = 128, 50 queries,
-    MiniLM text embeddings (D = 384), test images kept at their size up to 512 px."""
+    MiniLM text embeddings (D = 384), content prompt features, stage temperature 1 (100*cos)."""
     return dataclasses.replace(
         ModelConfig(
             name="rapsam_tiny",
             backbone=BackboneConfig("seaformer_small", norm_eval=False),
             neck=NeckConfig(agg_dim=64, hidden_dim=128),
-            decoder=DecoderConfig(num_queries=50, num_stages=3, num_heads=8, ffn_dim=512, embed_dim=384),
-            test_scale=(512, 512),
+            decoder=DecoderConfig(num_queries=50, num_stages=3, num_heads=8, ffn_dim=512, embed_dim=384,
+                                  temperature=1.0, prompt_features=True),
+            test_scale=(128, 128),
         ),
         **overrides,
     )
@@ -126,7 +127,7 @@ def _build(cfg: ModelConfig) -> RapSam:
     model = RapSam(
         backbone=backbone,
         neck=RapSamNeck(backbone.channels, cfg.neck.agg_dim, c),
-        prompt_encoder=PromptEncoder(c),
+        prompt_encoder=PromptEncoder(c, content_features=d.prompt_features),
         decoder=Decoder(d.num_queries, d.num_stages, c, d.embed_dim, d.num_heads, d.ffn_dim, d.temperature),
         object_adapter=ObjectAdapter(c, d.embed_dim),
         prompt_adapter=PromptAdapter(c, d.num_heads),

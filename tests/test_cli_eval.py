@@ -75,6 +75,12 @@ def test_panoptic_predictions_perfect_and_perturbed(synth, tmp_path, capsys):
     assert m["PQ_th"] == pytest.approx(100) and m["PQ_st"] == pytest.approx(100)
     text = capsys.readouterr().out
     assert "circle (1)" in text and "Things" in text and "PQ 100.0" in text  # per-class table
+    # the JSON file itself: its PNG folder is found next to it
+    assert _eval("--task", "panoptic", "--data", str(synth.coco_panoptic_json["val"]),
+                 "--predictions", str(perfect / "panoptic.json"), "--out", str(tmp_path / "o3"),
+                 "--no-per-class") == 0
+    assert _metrics(tmp_path / "o3")["PQ"] == pytest.approx(100)
+    assert "circle (1)" not in capsys.readouterr().out
     worse = _panoptic_predictions(synth, tmp_path / "worse", drop_first_thing=True)
     assert _eval("--task", "panoptic", "--data", str(synth.root), "--predictions", str(worse),
                  "--out", str(tmp_path / "o2")) == 0
@@ -196,6 +202,7 @@ def test_vis_predictions_perfect_and_perturbed(synth, tmp_path):
     assert _eval("--task", "vis", "--data", str(synth.root), "--predictions", str(d),
                  "--out", str(tmp_path / "o1")) == 0
     m = _metrics(tmp_path / "o1")
+    assert len(_val_videos(synth)) == 1
     for k in ("AP", "AP50", "AP75", "AR10"):
         assert m[k] == pytest.approx(100)
     # AR1: one detection per video and category finds 1 of that category's n tracks
@@ -361,7 +368,8 @@ def test_png_segment_mismatch_names_record(synth, tmp_path, capsys):
     data = json.loads((d / "panoptic.json").read_text())
     data["annotations"][0]["segments_info"].pop()
     (d / "panoptic.json").write_text(json.dumps(data))
-    assert _eval("--task", "panoptic", "--data", str(synth.root), "--predictions", str(d)) == 1
+    assert _eval("--task", "panoptic", "--data", str(synth.root), "--predictions", str(d),
+                 "--out", str(tmp_path / "o")) == 1
     err = capsys.readouterr().err
     img_id = data["annotations"][0]["image_id"]
     assert "present in the PNG but not in segments_info" in err and f"image_id={img_id}" in err
@@ -427,7 +435,8 @@ def test_unknown_task_is_a_usage_error(synth, capsys):
 
 
 def test_nothing_found_lists_the_places_looked(tmp_path, capsys):
-    assert _eval("--task", "vis", "--data", str(tmp_path), "--predictions", "x.json") == 1
+    assert _eval("--task", "vis", "--data", str(tmp_path), "--predictions", "x.json",
+                 "--out", str(tmp_path / "o")) == 1
     err = capsys.readouterr().err
     assert "no vis annotations" in err and str(tmp_path / "ytvis" / "valid.json") in err
     assert str(tmp_path / "valid" / "instances.json") in err
@@ -435,7 +444,7 @@ def test_nothing_found_lists_the_places_looked(tmp_path, capsys):
 
 def test_bad_limit(synth, tmp_path, capsys):
     assert _eval("--task", "panoptic", "--data", str(synth.root), "--limit", "0",
-                 "--predictions", str(tmp_path)) == 1
+                 "--predictions", str(tmp_path), "--out", str(tmp_path / "o")) == 1
     assert "--limit must be >= 1" in capsys.readouterr().err
 
 

@@ -59,7 +59,7 @@ from .io import (
 )
 
 TASKS = ("panoptic", "instance", "semantic", "interactive", "vis", "vps")
-"""Tasks :func:`run` / :func:`score` understand, as ``rapsam eval --task`` names them."""
+"""The tasks (``run_<task>`` / ``score_<task>``), as ``rapsam eval --task`` names them."""
 
 RITM_PROB_THR = 0.49
 """RITM thresholds click-prompt probabilities at ``> 0.49`` (``isegm/inference/evaluation.py``)."""
@@ -297,6 +297,13 @@ def _find_file(folder: Path, name: str, *, source: str, record: str, what: str) 
     return p
 
 
+def _np(x: Any) -> np.ndarray:
+    """A torch tensor (any device) or array as a numpy array."""
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     from ..io.image import read_image
 
@@ -408,8 +415,7 @@ def _panoptic_to_dataset(
     Segments of unmapped classes become void; stuff segments of one dataset category are merged
     (the COCO panoptic format has one segment per stuff category). Ids are renumbered 1, 2, ...
     """
-    src = res.seg_ids.numpy() if hasattr(res.seg_ids, "numpy") else np.asarray(res.seg_ids)
-    src = src.astype(np.int64)
+    src = _np(res.seg_ids).astype(np.int64)
     lut = np.zeros(int(src.max(initial=0)) + 1, np.int64)
     segs: list[dict[str, Any]] = []
     stuff_id: dict[Any, int] = {}
@@ -953,7 +959,7 @@ def run_semantic(
             )
         img = _read_rgb(it.image)
         label = gt.read_label(it)
-        sem = pred.predict(img, tasks=("semantic",)).semantic.sem.numpy().astype(np.int64)
+        sem = _np(pred.predict(img, tasks=("semantic",)).semantic.sem).astype(np.int64)
         p = lut[sem]  # (H, W) dataset class or 255
         acc.add(p, label, source=str(it.image), record=rec)
         if folder is not None:
@@ -1050,7 +1056,7 @@ def _noc_traces(
         pts = np.array([[[c.x, c.y] for c in traces[i].clicks] for i in active], np.float64)
         lab = np.array([[int(c.is_positive) for c in traces[i].clicks] for i in active], np.int64)
         out = predictor.predict(points=pts, labels=lab, return_logits=True)
-        masks = (out.logits > _RITM_LOGIT_THR).numpy()  # (A, H, W)
+        masks = _np(out.logits > _RITM_LOGIT_THR)  # (A, H, W)
         for j, i in enumerate(active):
             preds[i] = masks[j]
             iou = ritm_iou(gts[i], preds[i])
@@ -1144,7 +1150,7 @@ def run_interactive(
         pts = np.array([[x / sx, y / sy] for x, y in clicks], np.float64)  # (N, 2) original px
         pred.set_image(img)
         res = pred.predict(points=pts)
-        pm = res.masks.numpy()
+        pm = _np(res.masks)
         click_ev.add(pm, np.stack(iou_gts))
         for j, sid in enumerate(seg_ids):
             records.append(
@@ -1161,7 +1167,7 @@ def run_interactive(
         if boxes:
             bxs = np.stack([tight_box(m) for m in masks]).astype(np.float64)  # (N, 4) xyxy
             bres = pred.predict(boxes=bxs)
-            bm = bres.masks.numpy()
+            bm = _np(bres.masks)
             for j, sid in enumerate(seg_ids):
                 box_ious.append(ritm_iou(masks[j], bm[j]))
                 records.append(
@@ -1437,8 +1443,10 @@ def run_vis(
         for idx, fr in vp.track(frames, mode=mode, tasks=("instance",)):
             ins = fr.instances
             if len(ins) and ins.labels is not None:
-                keep = np.array([int(k) in cmap for k in ins.labels.tolist()], dtype=bool)
-                ins = ins[keep]
+                import torch
+
+                keep = [int(k) in cmap for k in ins.labels.tolist()]
+                ins = ins[torch.tensor(keep, dtype=torch.bool, device=ins.labels.device)]
             writer.add(idx, ins)
         for r in writer.results(num_frames=len(v["file_names"])):
             r.pop("track_id", None)
@@ -1698,8 +1706,7 @@ def _panoptic_to_dataset_stable(
     """Like :func:`_panoptic_to_dataset` but keeps the predictor's video-stable segment ids
     (things: ``num_classes + track id``; stuff: ``class + 1``, where several model classes of one
     dataset category take the id of the lowest one)."""
-    src = res.seg_ids.numpy() if hasattr(res.seg_ids, "numpy") else np.asarray(res.seg_ids)
-    src = src.astype(np.int64)
+    src = _np(res.seg_ids).astype(np.int64)
     lut = np.zeros(int(src.max(initial=0)) + 1, np.int64)
     segs: dict[int, dict[str, Any]] = {}
     stuff_id: dict[Any, int] = {}  # category -> id of its lowest model class (the same every frame)

@@ -18,6 +18,13 @@ rapsam's trainer learn them):
 * **Box prompts**: the box itself is one more member of the positive group.
 
 A prompt needs at least one positive point or a box.
+
+* **Content features** (``content_features=True``, off for the official weights): the features of F
+  at each click (bilinear, at the click position) and at the box centre are averaged within the
+  positive / negative groups like the position terms and added through ``content_proj`` (initialised
+  to the identity): the query then starts as "pixels that look like the clicked one", which lets a
+  model trained from scratch localise clicks quickly. The official code leaves this as a FIXME
+  ("pool content features as label embedding").
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 #: Half side, in input pixels, of the box a click is turned into.
@@ -60,11 +68,16 @@ def xyxy_to_cxcywh(b: torch.Tensor) -> torch.Tensor:
 class PromptEncoder(nn.Module):
     """Encodes point/box prompts into prompt queries of width ``channels``."""
 
-    def __init__(self, channels: int = 256) -> None:
+    def __init__(self, channels: int = 256, content_features: bool = False) -> None:
         super().__init__()
         self.label_embed = nn.Embedding(2, channels)  # official pb_embedding: 0 negative, 1 positive
         self.mask_token = nn.Embedding(1, channels)  # official mask_tokens
         self.pos_proj = nn.Linear(2 * channels, channels)  # official pos_linear
+        self.content_proj = None
+        if content_features:
+            self.content_proj = nn.Linear(channels, channels)
+            nn.init.eye_(self.content_proj.weight)
+            nn.init.zeros_(self.content_proj.bias)
 
     def encode_boxes(self, boxes_xyxy: torch.Tensor, image_size: torch.Tensor) -> torch.Tensor:
         """(…, 4) xyxy pixel boxes, image_size (…, 2) as (h, w) -> (…, C) position embeddings."""
@@ -81,6 +94,7 @@ class PromptEncoder(nn.Module):
         labels: torch.Tensor | None,
         boxes: torch.Tensor | None,
         image_sizes: torch.Tensor,
+        features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Build prompt queries.
 
@@ -89,6 +103,7 @@ class PromptEncoder(nn.Module):
             labels: (B, P, n) long: 1 positive, 0 negative, -1 padding.
             boxes: (B, P, 4) xyxy pixel boxes with NaN rows for "no box", or None.
             image_sizes: (B, 2) (h, w) of the unpadded image the pixels refer to.
+            features: F (B, C, h, w) at stride 4 of the padded input, needed with content features.
 
         Returns:
             (B, P, C) prompt queries.
@@ -110,6 +125,8 @@ class PromptEncoder(nn.Module):
             pts = points.to(torch.float32)
             click_boxes = torch.cat([pts - CLICK_HALF_SIZE, pts + CLICK_HALF_SIZE], -1)  # (B, P, n, 4)
             emb = self.encode_boxes(click_boxes, size[:, :, None].expand(-1, p, pts.shape[2], -1))  # (B, P, n, C)
+            if self.content_proj is not None:
+                emb = emb + self.content_proj(self._sample(features, pts))  # (B, P, n, C)
             is_pos = (labels == 1).to(emb.dtype)[..., None]  # (B, P, n, 1)
             is_neg = (labels == 0).to(emb.dtype)[..., None]
             pos_sum = pos_sum + (emb * is_pos).sum(2)
@@ -120,6 +137,9 @@ class PromptEncoder(nn.Module):
             has_box = ~torch.isnan(boxes).any(-1, keepdim=True)  # (B, P, 1)
             safe = torch.where(has_box, boxes.to(torch.float32), torch.zeros_like(boxes, dtype=torch.float32))
             emb = self.encode_boxes(safe, size.expand(-1, p, -1))  # (B, P, C)
+            if self.content_proj is not None:
+                centre = (safe[..., :2] + safe[..., 2:]) / 2  # (B, P, 2)
+                emb = emb + self.content_proj(self._sample(features, centre[:, :, None])[:, :, 0])
             pos_sum = pos_sum + emb * has_box
             pos_cnt = pos_cnt + has_box.to(emb.dtype)
         if bool((pos_cnt == 0).any()):
@@ -128,3 +148,14 @@ class PromptEncoder(nn.Module):
         has_neg = (neg_cnt > 0).to(q.dtype)
         q = q + has_neg * (self.label_embed.weight[0] + neg_sum / neg_cnt.clamp(min=1))
         return q
+
+    @staticmethod
+    def _sample(features: torch.Tensor | None, xy: torch.Tensor) -> torch.Tensor:
+        """F (B, C, h, w) at input-pixel positions xy (B, P, n, 2) -> (B, P, n, C), bilinear."""
+        if features is None:
+            raise ValueError("content prompt features need F: call the encoder with features=...")
+        h, w = features.shape[-2:]
+        grid = torch.stack([xy[..., 0] / (2 * w) - 1, xy[..., 1] / (2 * h) - 1], -1)  # 4 px per cell, in [-1, 1]
+        b, p, n, _ = xy.shape
+        out = F.grid_sample(features, grid.reshape(b, p * n, 1, 2).to(features.dtype), align_corners=False)  # (B, C, P*n, 1)
+        return out[..., 0].permute(0, 2, 1).reshape(b, p, n, -1)

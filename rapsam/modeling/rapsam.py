@@ -213,7 +213,7 @@ class RapSam(nn.Module):
             sizes = prompts.image_sizes
             if sizes is None:
                 sizes = torch.tensor([[h * 4, w * 4]], device=features.device).expand(b, 2)
-            q = self.prompt_encoder(prompts.points, prompts.labels, prompts.boxes, sizes.to(features.device))
+            q = self.prompt_encoder(prompts.points, prompts.labels, prompts.boxes, sizes.to(features.device), feats)
             queries.append(q)
             n_prompt += q.shape[1]
         if prompt_queries is not None:
