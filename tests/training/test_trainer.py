@@ -178,7 +178,7 @@ def test_ddp_two_gloo_processes_equal_one_process(synth, tmp_path):
 
 def test_short_run_learns(synth, tmp_path):
     """Loss falls well below its start and the model beats a trivial baseline on its training images
-    (prompt batches only: 150 iterations learn click -> mask on 16 images)."""
+    (prompt batches only: 300 iterations learn click -> mask on 16 images)."""
     from rapsam.evaluation.runner import evaluate_interactive
     from rapsam.models import build_model
 
@@ -188,7 +188,7 @@ def test_short_run_learns(synth, tmp_path):
         decoder=DecoderConfig(num_queries=10, num_stages=3, num_heads=4, ffn_dim=128, embed_dim=32, temperature=1.0,
                               prompt_features=True),
     )
-    cfg = tiny_cfg(synth, model=model, iterations=150, dense_loss=False, num_points=512,
+    cfg = tiny_cfg(synth, model=model, iterations=300, dense_loss=False, num_points=512,
                    data=data_cfg(synth, mix=(0.0, 0.0, 1.0), num_prompts=8),
                    optim=OptimConfig(lr=3e-3, warmup_iters=5, grad_clip=1.0, backbone_lr_mult=1.0),
                    checkpoint_every=0, log_every=1)
