@@ -458,6 +458,23 @@ def _panoptic_to_dataset(
 # ------------------------------------------------------------------------------------------------
 
 
+
+def _load_panoptic_pair(gt: Any, ann: dict, i: int, image_dir: Any, panoptic_dir: Any) -> tuple[str, np.ndarray, np.ndarray]:
+    """(record name, RGB image, GT id map) of annotation ``i``; sizes checked."""
+    rec = f"annotations[{i}] (image_id={ann['image_id']!r})"
+    info = gt.images[ann["image_id"]]
+    img = _read_rgb(_find_file(Path(image_dir), info["file_name"], source=gt.source, record=rec, what="image"))
+    gt_ids = read_panoptic_png(Path(panoptic_dir) / ann["file_name"], source=gt.source, record=rec)
+    if gt_ids.shape != img.shape[:2]:
+        raise EvaluationInputError(
+            f"the image is {img.shape[0]}x{img.shape[1]} but its panoptic PNG is "
+            f"{gt_ids.shape[0]}x{gt_ids.shape[1]}.",
+            source=gt.source,
+            record=rec,
+            fix="pass the image folder that belongs to this annotation file.",
+        )
+    return rec, img, gt_ids
+
 def run_panoptic(
     model: Any,
     ann_file: str | os.PathLike,
@@ -497,24 +514,7 @@ def run_panoptic(
     writer = PanopticPredictionWriter(Path(out_dir) / "panoptic") if out_dir is not None else None
     stats = PQStats()
     for i, ann in enumerate(_progress(gt.annotations, progress, "panoptic")):
-        rec = f"annotations[{i}] (image_id={ann['image_id']!r})"
-        info = gt.images[ann["image_id"]]
-        img = _read_rgb(
-            _find_file(
-                Path(image_dir), info["file_name"], source=gt.source, record=rec, what="image"
-            )
-        )
-        gt_ids = read_panoptic_png(
-            Path(panoptic_dir) / ann["file_name"], source=gt.source, record=rec
-        )
-        if gt_ids.shape != img.shape[:2]:
-            raise EvaluationInputError(
-                f"the image is {img.shape[0]}x{img.shape[1]} but its panoptic PNG is "
-                f"{gt_ids.shape[0]}x{gt_ids.shape[1]}.",
-                source=gt.source,
-                record=rec,
-                fix="pass the image folder that belongs to this annotation file.",
-            )
+        rec, img, gt_ids = _load_panoptic_pair(gt, ann, i, image_dir, panoptic_dir)
         res = pred.predict(img, tasks=("panoptic",)).panoptic
         ids, segs = _panoptic_to_dataset(res, cmap, thing_of)
         stats += pq_image_stats(
@@ -1122,24 +1122,7 @@ def run_interactive(
     traces: list[Any] = []
     records: list[dict[str, Any]] = []
     for i, ann in enumerate(_progress(gt.annotations, progress, "interactive")):
-        rec = f"annotations[{i}] (image_id={ann['image_id']!r})"
-        info = gt.images[ann["image_id"]]
-        img = _read_rgb(
-            _find_file(
-                Path(image_dir), info["file_name"], source=gt.source, record=rec, what="image"
-            )
-        )
-        gt_ids = read_panoptic_png(
-            Path(panoptic_dir) / ann["file_name"], source=gt.source, record=rec
-        )
-        if gt_ids.shape != img.shape[:2]:
-            raise EvaluationInputError(
-                f"the image is {img.shape[0]}x{img.shape[1]} but its panoptic PNG is "
-                f"{gt_ids.shape[0]}x{gt_ids.shape[1]}.",
-                source=gt.source,
-                record=rec,
-                fix="pass the image folder that belongs to this annotation file.",
-            )
+        rec, img, gt_ids = _load_panoptic_pair(gt, ann, i, image_dir, panoptic_dir)
         seg_ids, masks = _prompt_segments(gt_ids, ann)
         if not seg_ids:
             continue  # the official evaluator skips images without segments

@@ -464,24 +464,26 @@ class VideoPredictor(BasePredictor):
     def _detections(self, cls: torch.Tensor, logits: torch.Tensor, pr: PreparedImage
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries that are detections: (indices (D,), scores (D,), stride-4 masks (D, T, h, w) bool)."""
+        things = torch.tensor(self.model.thing_flags, dtype=torch.bool, device=cls.device)
+        probs = cls.softmax(-1)[:, :-1].masked_fill(~things, 0.0)  # (Q, K)
+        cls_score = probs.max(-1).values  # (Q,)
+        # score = class prob x mask quality <= class prob: only these queries can pass
+        cand = torch.nonzero(cls_score >= self.det_thr).flatten()
         hv = min(logits.shape[-2], math.ceil(pr.img_size[0] / 4))
         wv = min(logits.shape[-1], math.ceil(pr.img_size[1] / 4))
-        valid = torch.zeros(logits.shape[-2:], dtype=torch.bool, device=logits.device)
-        valid[:hv, :wv] = True
-        binary = (logits > 0) & valid  # (Q, T, h, w)
-        area = binary.flatten(2).sum(-1)  # (Q, T)
-        quality = (logits.sigmoid() * binary).flatten(2).sum(-1) / area.clamp(min=1)  # (Q, T)
+        lv = logits[cand, :, :hv, :wv]  # (D', T, hv, wv) the unpadded part
+        binary = lv > 0
+        area = binary.flatten(2).sum(-1)  # (D', T)
+        quality = (lv.sigmoid() * binary).flatten(2).sum(-1) / area.clamp(min=1)  # (D', T)
         present = area > 0
-        qual = (quality * present).sum(1) / present.sum(1).clamp(min=1)  # (Q,)
-        things = torch.tensor(self.model.thing_flags, dtype=torch.bool, device=cls.device)
-        probs = cls.softmax(-1)[:, :-1]  # (Q, K)
-        probs = probs.masked_fill(~things, 0.0)
-        score = probs.max(-1).values * qual  # (Q,)
-        cand = torch.nonzero((score >= self.det_thr) & present.any(1)).flatten()
-        cand = cand[torch.argsort(score[cand], descending=True, stable=True)][: self.max_detections]
-        keep = _mask_nms(binary[cand].flatten(1), self.nms_iou)
-        cand = cand[keep]
-        return cand.cpu(), score[cand].cpu(), binary[cand].cpu()
+        qual = (quality * present).sum(1) / present.sum(1).clamp(min=1)  # (D',)
+        score = cls_score[cand] * qual
+        ok = torch.nonzero((score >= self.det_thr) & present.any(1)).flatten()
+        ok = ok[torch.argsort(score[ok], descending=True, stable=True)][: self.max_detections]
+        keep = ok[_mask_nms(binary[ok].flatten(1), self.nms_iou).to(ok.device)]
+        full = torch.zeros((len(keep), *logits.shape[1:]), dtype=torch.bool, device=logits.device)
+        full[:, :, :hv, :wv] = binary[keep]  # (D, T, h, w)
+        return cand[keep].cpu(), score[keep].cpu(), full.cpu()
 
     def _track_class(self, tm: TrackManager, tid: int) -> tuple[int, float]:
         """(label, class probability) of a track from its mean class logits, things only."""

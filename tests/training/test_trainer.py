@@ -176,32 +176,36 @@ def test_ddp_two_gloo_processes_equal_one_process(synth, tmp_path):
     assert moved > 100  # the runs really trained
 
 
-def test_short_run_learns(synth, tmp_path):
+@pytest.fixture(scope="module")
+def synth_small(tmp_path_factory):
+    from rapsam.data.synth import generate
+
+    out = tmp_path_factory.mktemp("synth_small")
+    generate(out, images=4, videos=1, size=64, seed=4, frames=2, val_fraction=0.25, keep_truth=False)
+    return out
+
+
+def test_short_run_learns(synth_small, tmp_path):
     """Loss falls well below its start and the model beats a trivial baseline on its training images
-    (prompt batches only: 300 iterations learn click -> mask on 16 images)."""
+    (prompt batches on 3 images, dense losses so the loss measures whole masks)."""
+    from rapsam.data.datasets import CocoPanopticDataset
     from rapsam.evaluation.runner import evaluate_interactive
     from rapsam.models import build_model
 
-    base = tiny_cfg(synth)
-    model = dataclasses.replace(
-        base.model, neck=NeckConfig(agg_dim=32, hidden_dim=64),
-        decoder=DecoderConfig(num_queries=10, num_stages=3, num_heads=4, ffn_dim=128, embed_dim=32, temperature=1.0,
-                              prompt_features=True),
-    )
-    cfg = tiny_cfg(synth, model=model, iterations=300, dense_loss=False, num_points=512,
-                   data=data_cfg(synth, mix=(0.0, 0.0, 1.0), num_prompts=8),
-                   optim=OptimConfig(lr=3e-3, warmup_iters=5, grad_clip=1.0, backbone_lr_mult=1.0),
+    model = rapsam_tiny(decoder=DecoderConfig(num_queries=10, num_stages=3, num_heads=8, ffn_dim=256, embed_dim=32,
+                                              temperature=1.0, prompt_features=True))
+    cfg = tiny_cfg(synth_small, model=model, iterations=150, dense_loss=True,
+                   data=data_cfg(synth_small, mix=(0.0, 0.0, 1.0), num_prompts=8, max_clicks=1, box_prob=0.0, neg_prob=0.0),
+                   optim=OptimConfig(lr=2e-3, warmup_iters=5, grad_clip=1.0, backbone_lr_mult=1.0),
                    checkpoint_every=0, log_every=1)
     final = train(cfg, tmp_path / "run", progress=False)
     losses = [json.loads(l)["loss"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     first, last = np.mean(losses[:10]), np.mean(losses[-10:])
-    assert last < 0.6 * first, (first, last)
-    model = build_model(weights=final)
+    assert last < 0.5 * first, (first, last)
     d = cfg.data
-    res = evaluate_interactive(model, d.panoptic_ann, d.panoptic_images, d.panoptic_masks, image_scale=None, boxes=False)
+    res = evaluate_interactive(build_model(weights=final), d.panoptic_ann, d.panoptic_images, d.panoptic_masks,
+                               image_scale=None, boxes=False)
     # trivial baseline: the whole image as the mask of every click
-    from rapsam.data.datasets import CocoPanopticDataset
-
     ds = CocoPanopticDataset(d.panoptic_ann, d.panoptic_images, d.panoptic_masks)
     base = np.mean([m.mean() for i in range(len(ds)) for m in ds[i].masks])
-    assert res["mIoU_1click"] > 100 * base + 10, (res, base)
+    assert res["mIoU_1click"] > 100 * base + 20, (res, base)
