@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dry-run", action="store_true", help="build everything and run 2 iterations (no workers)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--export", action="store_true", help="only write <out>/model.safetensors from <out>/last.pt")
     p.set_defaults(func=run)
 
 
@@ -66,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_train_config(args.config, args.set)
     out = args.out or f"runs/{cfg.name}"
+    if args.export:
+        from ..training.trainer import export_model
+
+        print(f"wrote {export_model(out)}")
+        return 0
     if args.dry_run:
         cfg = dataclasses.replace(cfg, iterations=2, checkpoint_every=0, eval_every=0, log_every=1,
                                   data=dataclasses.replace(cfg.data, workers=0))

@@ -253,6 +253,27 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, de
     return final
 
 
+def export_model(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write ``model.safetensors`` from a run's ``last.pt`` (e.g. a run stopped before its end).
+
+    The vocabulary is rebuilt from the run's config exactly as training built it.
+    """
+    from ..config import from_dict
+    from ..weights import save_rapsam
+
+    run_dir = Path(run_dir)
+    ck = load_checkpoint(run_dir / "last.pt")
+    cfg = from_dict(TrainConfig, ck["config"])
+    model = build_training_model(cfg)
+    model.load_state_dict(ck["model"])
+    names, flags, emb, enc = build_vocabulary(cfg)
+    model.set_vocabulary(emb, names, flags)
+    model.text_encoder = enc
+    out = Path(out) if out is not None else run_dir / "model.safetensors"
+    save_rapsam(model.eval(), out, extra={"train_config": ck["config"], "iterations": int(ck["iteration"])})
+    return out
+
+
 def _evaluate(model: RapSam, cfg: TrainConfig, it: int, log_path: Path) -> dict:
     from ..evaluation.runner import evaluate_synthetic_val
 
