@@ -40,6 +40,16 @@ from tests.conftest import _gen, bgr_to_input, load_case, rel_err
 TOL = 1e-4
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread while this module runs (restored after): on a shared 2-core machine, two
+    torch threads competing with other processes run these small models several times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # ------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def model(official_r18_model):
@@ -117,10 +127,12 @@ def test_official_two_frames_equal_official(official_run, video_case):
         for key, j in ref.items():
             i = ours[key]
             assert int(ins.track_ids[i]) == int(d[f"frame{t}_ins_instances_id"][j])  # ids exact
-            rel = max(TOL, float(dev[key[0]]))  # mean sigmoid moves by at most ~dev / 4, plus flipped pixels
-            assert ins.scores[i].item() == pytest.approx(float(d[f"frame{t}_ins_scores"][j]), rel=rel)
             near = (ref_up[key[0]].abs() <= dev[key[0]]).numpy()
-            assert ((ins.masks[i].numpy() != ref_masks[j]) & ~amb[j] & ~near).sum() == 0
+            diff = ins.masks[i].numpy() != ref_masks[j]
+            assert (diff & ~amb[j] & ~near).sum() == 0
+            # score = class prob x mean sigmoid in the mask: moves by ~dev, and by < 1/area per flipped pixel
+            rel = max(TOL, float(dev[key[0]])) + diff.sum() / max(int(ref_masks[j].sum()), 1)
+            assert ins.scores[i].item() == pytest.approx(float(d[f"frame{t}_ins_scores"][j]), rel=rel)
             if not near.any():
                 np.testing.assert_allclose(ins.boxes[i].numpy(), d[f"frame{t}_ins_bboxes"][j], atol=1)
         assert torch.all(ins.scores[:-1] >= ins.scores[1:])

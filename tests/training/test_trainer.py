@@ -203,9 +203,9 @@ def test_short_run_learns(synth_small, tmp_path):
 
     model = rapsam_tiny(decoder=DecoderConfig(num_queries=10, num_stages=3, num_heads=8, ffn_dim=256, embed_dim=32,
                                               temperature=1.0, prompt_features=True))
-    cfg = tiny_cfg(synth_small, model=model, iterations=500, dense_loss=False, num_points=1024,
-                   data=data_cfg(synth_small, mix=(0.0, 0.0, 1.0), num_prompts=8, max_clicks=1, box_prob=0.0, neg_prob=0.0),
-                   optim=OptimConfig(lr=2e-3, warmup_iters=5, grad_clip=1.0, backbone_lr_mult=1.0),
+    cfg = tiny_cfg(synth_small, model=model, iterations=500, dense_loss=False, num_points=1024, batch_size=4,
+                   data=data_cfg(synth_small, mix=(0.4, 0.2, 0.4), num_prompts=8, max_clicks=1, box_prob=0.0, neg_prob=0.0),
+                   optim=OptimConfig(lr=1e-3, warmup_iters=20, grad_clip=1.0, backbone_lr_mult=1.0),
                    checkpoint_every=0, log_every=10)
 
     def fixed_batch_loss(m) -> float:  # dense loss (every pixel) on 4 fixed training items
