@@ -4,4 +4,4 @@ from .image import ImagePrediction, PanopticPredictor
 from .interactive import InteractivePredictor
 from .video import FrameResult, VideoPredictor, VideoState  # noqa: F401
 
-__all__ = ["ImagePrediction", "InteractivePredictor", "PanopticPredictor"]
+__all__ = ["FrameResult", "ImagePrediction", "InteractivePredictor", "PanopticPredictor", "VideoPredictor", "VideoState"]

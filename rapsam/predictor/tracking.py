@@ -119,7 +119,9 @@ def match_embeddings(target: torch.Tensor, current: torch.Tensor) -> torch.Tenso
     from scipy.optimize import linear_sum_assignment
 
     if target.dim() != 2 or current.dim() != 2 or target.shape[1] != current.shape[1]:
-        raise ValueError(f"embeddings must be (Q, C) with equal C, got {tuple(target.shape)} and {tuple(current.shape)}")
+        raise ValueError(
+            f"embeddings must be (Q, C) with equal C, got {tuple(target.shape)} and {tuple(current.shape)}"
+        )
     cur = current / current.norm(dim=-1, keepdim=True)
     tgt = target / target.norm(dim=-1, keepdim=True)
     cost = (1 - cur @ tgt.T).T  # (Q_target, Q_current)

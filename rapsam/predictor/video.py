@@ -980,7 +980,8 @@ class VideoPredictor(BasePredictor):
                 b = objs[o].box
                 bw, bh = float(b[2] - b[0]), float(b[3] - b[1])
                 mx, my = self.box_margin * bw, self.box_margin * bh
-                boxes[i] = torch.tensor([max(0.0, b[0] - mx), max(0.0, b[1] - my), min(w, b[2] + mx), min(h, b[3] + my)])
+                x0, y0, x1, y1 = (float(v) for v in b)
+                boxes[i] = torch.tensor([max(0.0, x0 - mx), max(0.0, y0 - my), min(w, x1 + mx), min(h, y1 + my)])
         has_box = ~torch.isnan(boxes).any(1)
         dev = self.device
         return Prompts(
