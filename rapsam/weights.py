@@ -284,6 +284,7 @@ def save_rapsam(model: torch.nn.Module, path: str | os.PathLike, extra: dict | N
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={HEADER_KEY: json.dumps(header)})
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -28,7 +28,7 @@ SIZE, FRAMES, VIDEOS, SEED = 128, 10, 2, 2024  # synth's default size; a held-ou
 
 # thresholds for the trained demo model (measured values are in the README); not asserted on fallback
 MIN_RECALL = 0.5
-MAX_SWITCH_RATE = 0.1  # identity switches per matched GT instance
+MAX_SWITCH_RATE = {"online": 0.1, "official": 0.2}  # identity switches per matched GT instance
 MIN_PROMPT_IOU = 0.5
 MIN_AP = 0.2
 
@@ -144,7 +144,7 @@ def test_identity_switches(vis_runs, videos, mode, record_property):
     assert totals["gt_instances"] > 0
     if not FALLBACK:
         assert totals["recall"] >= MIN_RECALL
-        assert totals["switch_rate"] <= MAX_SWITCH_RATE
+            assert totals["switch_rate"] <= MAX_SWITCH_RATE[mode]
 
 
 def _deepest_point(mask: np.ndarray) -> tuple[float, float]:
