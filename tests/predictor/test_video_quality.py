@@ -144,7 +144,7 @@ def test_identity_switches(vis_runs, videos, mode, record_property):
     assert totals["gt_instances"] > 0
     if not FALLBACK:
         assert totals["recall"] >= MIN_RECALL
-            assert totals["switch_rate"] <= MAX_SWITCH_RATE[mode]
+        assert totals["switch_rate"] <= MAX_SWITCH_RATE[mode]
 
 
 def _deepest_point(mask: np.ndarray) -> tuple[float, float]:
