@@ -279,6 +279,28 @@ def _type_name(t: type | tuple[type, ...]) -> str:
     return t.__name__
 
 
+def parse_image_table(
+    images: list, f: str
+) -> tuple[dict[int | str, tuple[str, int, int]], list[int | str]]:
+    """COCO ``images`` list -> ({id: (file_name, height, width)}, ids in file order); errors name the record."""
+    infos: dict[int | str, tuple[str, int, int]] = {}
+    order: list[int | str] = []
+    for j, img in enumerate(images):
+        where = f"images[{j}]"
+        if not isinstance(img, dict):
+            raise DatasetFormatError(f"{f}: {where}: an image entry must be an object")
+        iid = _require(img, "id", (int, str), f, where)
+        if iid in infos:
+            raise DatasetFormatError(f"{f}: {where}: duplicate image id {iid!r}")
+        infos[iid] = (
+            _require(img, "file_name", str, f, where),
+            _require(img, "height", int, f, where),
+            _require(img, "width", int, f, where),
+        )
+        order.append(iid)
+    return infos, order
+
+
 def _require(
     obj: dict[str, Any], key: str, typ: type | tuple[type, ...], file: str, where: str
 ) -> Any:

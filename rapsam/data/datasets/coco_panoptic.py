@@ -24,6 +24,7 @@ from rapsam.data.datasets.base import (
     PathLike,
     SegmentationDataset,
     _require,
+    parse_image_table,
     check_size,
     load_label_png,
     load_rgb,
@@ -130,21 +131,7 @@ class CocoPanopticDataset(SegmentationDataset):
         images = _require(data, "images", list, f, "top level")
         anns = _require(data, "annotations", list, f, "top level")
 
-        infos: dict[int | str, tuple[str, int, int]] = {}
-        order: list[int | str] = []
-        for j, img in enumerate(images):
-            where = f"images[{j}]"
-            if not isinstance(img, dict):
-                raise DatasetFormatError(f"{f}: {where}: an image entry must be an object")
-            iid = _require(img, "id", (int, str), f, where)
-            if iid in infos:
-                raise DatasetFormatError(f"{f}: {where}: duplicate image id {iid!r}")
-            infos[iid] = (
-                _require(img, "file_name", str, f, where),
-                _require(img, "height", int, f, where),
-                _require(img, "width", int, f, where),
-            )
-            order.append(iid)
+        infos, order = parse_image_table(images, f)
 
         per_image: dict[int | str, tuple[str, list[tuple[int, int, bool]]]] = {}
         for j, ann in enumerate(anns):
