@@ -9,8 +9,6 @@ vocabulary; they are not part of the official checkpoint.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,6 +81,3 @@ class TextClassifier(nn.Module):
         cos = torch.einsum("bnc,ckp->bnkp", F.normalize(embed, dim=-1), self.table)  # (B, Q, K+1, P)
         return self.logit_scale.exp() * cos.max(-1).values
 
-
-def _check_scale() -> None:  # pragma: no cover - documentation of the constant
-    assert abs(math.exp(LOGIT_SCALE) - 100.0) < 1e-2
