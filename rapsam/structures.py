@@ -132,6 +132,8 @@ class InstanceResult:
         out = []
         labels = _as_array(self.labels) if self.labels is not None else np.zeros(len(self), dtype=np.int64)
         boxes = _as_array(self.boxes)
+        scores = _as_array(self.scores)
+        track_ids = _as_array(self.track_ids) if self.track_ids is not None else None
         for i in range(len(self)):
             rle = rles[i]
             rle["counts"] = rle["counts"].decode("ascii")
@@ -141,11 +143,11 @@ class InstanceResult:
                 "image_id": image_id,
                 "category_id": category_ids[cls] if category_ids is not None else cls,
                 "segmentation": rle,
-                "score": float(_as_array(self.scores)[i]),
+                "score": float(scores[i]),
                 "bbox": [x0, y0, x1 - x0, y1 - y0],
             }
-            if self.track_ids is not None:
-                rec["track_id"] = int(_as_array(self.track_ids)[i])
+            if track_ids is not None:
+                rec["track_id"] = int(track_ids[i])
             out.append(rec)
         return out
 

@@ -54,7 +54,11 @@ def test_interactive(official_r18_files, images, tmp_path):
             *_args(official_r18_files, tmp_path)]
     assert main(args) == 0
     recs = json.loads((tmp_path / "interactive.json").read_text())
-    assert len(recs) == 1 and 0 <= recs[0]["predicted_iou"] or recs[0]["predicted_iou"] < 0
+    from pycocotools import mask as mask_utils
+
+    # a positive and a negative click on one object: one mask, at the image size, with a finite IoU
+    assert len(recs) == 1 and np.isfinite(recs[0]["predicted_iou"])
+    assert mask_utils.decode(recs[0]["segmentation"]).shape == (97, 131) and recs[0]["file_name"] == "img0.png"
     assert (tmp_path / "masks" / "img0_0.png").exists()
     assert main(["predict", str(images / "img0.png"), "--task", "interactive", "--point", "30,40", "--point", "60,50",
                  "--box", "1,1,50,50", "--each", *_args(official_r18_files, tmp_path)]) == 0
