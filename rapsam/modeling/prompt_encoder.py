@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .factored import FactoredFeatures
+
 #: Half side, in input pixels, of the box a click is turned into.
 CLICK_HALF_SIZE = 3.0
 
@@ -157,5 +159,9 @@ class PromptEncoder(nn.Module):
         h, w = features.shape[-2:]
         grid = torch.stack([xy[..., 0] / (2 * w) - 1, xy[..., 1] / (2 * h) - 1], -1)  # 4 px per cell, in [-1, 1]
         b, p, n, _ = xy.shape
-        out = F.grid_sample(features, grid.reshape(b, p * n, 1, 2).to(features.dtype), align_corners=False)  # (B, C, P*n, 1)
+        grid = grid.reshape(b, p * n, 1, 2).to(features.dtype)
+        if isinstance(features, FactoredFeatures):
+            out = features.sample(grid)  # (B, C, P*n, 1)
+        else:
+            out = F.grid_sample(features, grid, align_corners=False)  # (B, C, P*n, 1)
         return out[..., 0].permute(0, 2, 1).reshape(b, p, n, -1)

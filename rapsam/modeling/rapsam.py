@@ -18,6 +18,7 @@ Video clips: a clip of T frames is encoded frame by frame and F is stacked along
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,8 +27,12 @@ from .adapters import ObjectAdapter, PromptAdapter
 from .backbones.base import Backbone
 from .classifier import TextClassifier
 from .decoder import Decoder, DecoderOutput
+from .factored import FactoredFeatures
 from .neck import RapSamNeck
 from .prompt_encoder import PromptEncoder
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fuse import FusedEncoder
 
 
 @dataclass
@@ -70,14 +75,15 @@ class RapSamOutput:
         prompt_outputs: 3 stage outputs + the prompt adapter's, or None.
         object_embed: (B, Q, C) object kernels after the adapter (used for video association).
         prompt_embed: (B, P, C) prompt kernels after the adapter.
-        features: F, (B, C, H/4, W/4) per frame; for clips (B*T, C, H/4, W/4).
+        features: F, (B, C, H/4, W/4) per frame; for clips (B*T, C, H/4, W/4). A ``FactoredFeatures``
+            when an inference encoder produced it (``factored.as_tensor`` gives the tensor).
     """
 
     object_outputs: list[DecoderOutput] | None = None
     prompt_outputs: list[DecoderOutput] | None = None
     object_embed: torch.Tensor | None = None
     prompt_embed: torch.Tensor | None = None
-    features: torch.Tensor | None = field(default=None, repr=False)
+    features: torch.Tensor | FactoredFeatures | None = field(default=None, repr=False)
 
 
 class RapSam(nn.Module):
@@ -125,6 +131,16 @@ class RapSam(nn.Module):
         self.text_encoder: str | None = None
         # Filled by the builder: the ModelConfig this network was built from.
         self.config = None
+        # Set by ``rapsam.modeling.fuse.optimize_for_inference``: BatchNorm folded, no training.
+        self.inference_only = False
+
+    def train(self, mode: bool = True) -> "RapSam":
+        if mode and getattr(self, "inference_only", False):
+            raise RuntimeError(
+                "this RapSam was optimised for inference (BatchNorm folded into the convolutions) and cannot "
+                "be trained: train the original model and call optimize_for_inference(model) again"
+            )
+        return super().train(mode)
 
     # ------------------------------------------------------------------ vocabulary
     def set_vocabulary(
@@ -170,36 +186,51 @@ class RapSam(nn.Module):
                 f"of {d} — the predictors do this for you"
             )
 
-    def extract_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised images (B, 3, H, W) -> F (B, C, H/4, W/4)."""
+    def extract_features(self, images: torch.Tensor, encoder: "FusedEncoder | None" = None) -> torch.Tensor:
+        """Normalised images (B, 3, H, W) -> F (B, C, H/4, W/4).
+
+        Args:
+            images: normalised, padded images.
+            encoder: a ``rapsam.modeling.fuse.FusedEncoder`` of this model (BatchNorm folded,
+                channels-last) to run instead of ``backbone`` + ``neck``; the predictors pass one.
+        """
         self._check_images(images)
+        if encoder is not None:
+            if encoder.model is not self:
+                raise ValueError("this FusedEncoder mirrors another model: build it with FusedEncoder(model)")
+            return encoder(images)
         return self.neck(self.backbone(images))
 
     # ------------------------------------------------------------------ decoder
     def decode(
         self,
-        features: torch.Tensor,
+        features: torch.Tensor | FactoredFeatures,
         prompts: Prompts | None = None,
         with_objects: bool = True,
         num_frames: int = 1,
         prompt_queries: torch.Tensor | None = None,
+        prompt_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> RapSamOutput:
         """Decode object and/or prompt queries over F.
 
         Args:
-            features: F (B*T, C, h, w).
+            features: F (B*T, C, h, w), a tensor or ``FactoredFeatures``.
             prompts: prompts for the batch (B = features batch / T), or None.
             with_objects: include the 100 object queries.
             num_frames: T, frames per clip (features are stacked along height inside).
             prompt_queries: (B, P, C) precomputed prompt queries (e.g. a tracked object's kernel),
                 used instead of / in addition to ``prompts`` (appended after them).
+            prompt_kv: ``prompt_adapter.project_features(F)`` for these features (inference: computed
+                once per image instead of once per call; see ``InteractivePredictor``).
         """
         if num_frames < 1 or features.shape[0] % num_frames:
             raise ValueError(f"batch of {features.shape[0]} frame features is not divisible into clips of {num_frames}")
         bt, c, h, w = features.shape
         b = bt // num_frames
         feats = features
-        if num_frames > 1:
+        if num_frames > 1 and isinstance(features, FactoredFeatures):
+            feats = features.stack_frames(b, num_frames)  # (B, C, T*h, w), factored
+        elif num_frames > 1:
             feats = features.unflatten(0, (b, num_frames)).transpose(1, 2).flatten(2, 3)  # (B, C, T*h, w)
         queries = []
         n_obj = 0
@@ -238,7 +269,7 @@ class RapSam(nn.Module):
         if n_prompt:
             sl = slice(n_obj, n_obj + n_prompt)
             pr = [_slice_output(s, sl, unstack) for s in stages]
-            m, iou, k = self.prompt_adapter(feats, kernels[:, sl])
+            m, iou, k = self.prompt_adapter(feats, kernels[:, sl], prompt_kv)
             pr.append(DecoderOutput(pr[-1].cls_logits, unstack(m), iou))
             out.prompt_outputs, out.prompt_embed = pr, k
         return out

@@ -2,6 +2,17 @@
 
 Wraps a ``RapSam`` (SAM's ``SamPredictor(model)`` pattern): images in (numpy / PIL / tensor / path),
 typed results out, at the original image size, with the official test pipeline and post-processing.
+
+Speed options (defaults are the fast path; each keeps outputs within the tolerances pinned by
+``tests/predictor/test_fast_path.py``):
+
+* ``fuse=True``: the encoder runs as a ``FusedEncoder`` copy (BatchNorm folded, channels-last,
+  sampled DCNv2), kept in sync with the model; the model itself is never modified. F stays factored
+  (``rapsam.modeling.factored``: the decoder's matmuls on 131 instead of 256 channels).
+* ``postprocess="fast"``: panoptic and semantic decisions at stride 4, exact bilinear values only along
+  boundaries (``postprocess.panoptic_fast``); ``"official"`` upsamples every kept mask first.
+* ``compile=True``: ``torch.compile`` the fused encoder (slow first call per input size).
+* ``dtype=torch.float16 / torch.bfloat16``: autocast on CUDA.
 """
 
 from __future__ import annotations
@@ -12,19 +23,25 @@ from typing import Any
 
 import torch
 
+from ..modeling.fuse import FusedEncoder, autocast, check_inference_dtype
 from ..modeling.rapsam import RapSam, RapSamOutput
-from ..structures import InstanceResult, PanopticResult, Segment, SemanticResult, masks_to_boxes
+from ..structures import InstanceResult, PanopticResult, Segment, SemanticResult
 from .base import BasePredictor
 from .postprocess import (
+    UpsampleGrid,
+    argmax_fast,
     instance_scores,
     instance_topk,
+    panoptic_fast,
     panoptic_keep,
     panoptic_postprocess,
+    segment_stats,
     semantic_scores,
 )
 from .transforms import PreparedImage, logits_to_original
 
 TASKS = ("panoptic", "instance", "semantic")
+POSTPROCESS = ("fast", "official")
 
 
 @dataclass
@@ -47,6 +64,12 @@ class PanopticPredictor(BasePredictor):
         iou_thr: minimum visible / own-area ratio of a panoptic segment (official 0.8).
         max_per_image: instance results kept (top-k over (query, class) pairs; official 100).
         device: run on this device (default: the model's).
+        postprocess: "fast" (stride-4 decisions, exact values along boundaries) or "official" (every
+            kept mask upsampled to the image first; bit-exact with the official code). Instance masks
+            are the official ones either way.
+        fuse: run the encoder as a BatchNorm-folded, channels-last ``FusedEncoder`` copy.
+        compile: ``torch.compile`` that copy (needs ``fuse``).
+        dtype: None (float32), or torch.float16 / torch.bfloat16 autocast on CUDA.
 
     Example::
 
@@ -64,19 +87,38 @@ class PanopticPredictor(BasePredictor):
         iou_thr: float = 0.8,
         max_per_image: int = 100,
         device: str | torch.device | None = None,
+        postprocess: str = "fast",
+        fuse: bool = True,
+        compile: bool = False,
+        dtype: torch.dtype | str | None = None,
     ) -> None:
         super().__init__(model, image_scale=image_scale, device=device)
+        if postprocess not in POSTPROCESS:
+            raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {postprocess!r}")
+        if compile and not fuse:
+            raise ValueError("compile=True compiles the fused encoder: use it with fuse=True")
         self.object_mask_thr = object_mask_thr
         self.iou_thr = iou_thr
         self.max_per_image = max_per_image
+        self.postprocess = postprocess
+        self.dtype = check_inference_dtype(dtype, self.device)
+        torch_model = isinstance(self.model, RapSam)  # (else an onnxruntime model: its graph is the encoder)
+        if compile and not torch_model:
+            raise ValueError("compile=True compiles the torch encoder; it does not apply to an ONNX model")
+        self.encoder = FusedEncoder(self.model, compile=compile, factored=True) if fuse and torch_model else None
 
     def __call__(self, image: Any) -> PanopticResult:
         return self.predict(image, tasks=("panoptic",)).panoptic
 
     @torch.inference_mode()
     def predict_torch(self, prepared: PreparedImage) -> RapSamOutput:
-        """Forward pass of the object queries on a prepared image (model frame)."""
-        return self.model(prepared.tensor, with_objects=True)
+        """Forward pass of the object queries on a prepared image (model frame).
+
+        With ``fuse=True`` the output's ``features`` are ``FactoredFeatures`` (``factored.as_tensor``
+        gives F as a tensor)."""
+        with autocast(self.device, self.dtype):
+            feats = self.model.extract_features(prepared.tensor, encoder=self.encoder)
+            return self.model.decode(feats, with_objects=True)
 
     @torch.inference_mode()
     def predict(self, image: Any, tasks: tuple[str, ...] | list[str] = TASKS) -> ImagePrediction:
@@ -91,8 +133,8 @@ class PanopticPredictor(BasePredictor):
         t1 = time.perf_counter()
         out = self.predict_torch(prepared)
         final = out.object_outputs[-1]
-        mask_cls = final.cls_logits[0]  # (Q, K+1)
-        mask_logits = final.mask_logits[0]  # (Q, h, w)
+        mask_cls = final.cls_logits[0].float()  # (Q, K+1)
+        mask_logits = final.mask_logits[0].float()  # (Q, h, w)
         t2 = time.perf_counter()
         result = ImagePrediction()
         if "panoptic" in tasks:
@@ -112,16 +154,32 @@ class PanopticPredictor(BasePredictor):
     def panoptic_from_logits(self, mask_cls: torch.Tensor, mask_logits: torch.Tensor, prepared: PreparedImage) -> PanopticResult:
         """(Q, K+1) class logits, (Q, h, w) mask logits -> ``PanopticResult`` at the original size."""
         idx, scores, labels = panoptic_keep(mask_cls, self.object_mask_thr)
-        # Upsampling is per query, so only the kept queries are brought to full size.
-        full = logits_to_original(mask_logits[idx], prepared.pad_size, prepared.img_size, prepared.ori_size)
-        raw = panoptic_postprocess(scores, labels, full, self.model.thing_flags, self.iou_thr, True, idx)
-        segs = []
+        flags = self.model.thing_flags
+        if self.postprocess == "fast":
+            grid = self._grid(mask_logits, prepared)
+            raw = panoptic_fast(scores, labels, mask_logits[idx], grid, flags, self.iou_thr, idx)
+        else:
+            # Upsampling is per query, so only the kept queries are brought to full size.
+            full = logits_to_original(mask_logits[idx], prepared.pad_size, prepared.img_size, prepared.ori_size)
+            raw = panoptic_postprocess(scores, labels, full, flags, self.iou_thr, True, idx)
         names = self.model.class_names
-        for i, (lab, sc, q, th) in enumerate(zip(raw.labels, raw.scores, raw.queries, raw.is_thing)):
-            m = raw.seg_ids == i + 1
-            box = masks_to_boxes(m[None])[0].tolist()
-            segs.append(Segment(i + 1, lab, names[lab], sc, th, int(m.sum()), tuple(box), q))
+        if raw.areas is not None and raw.boxes is not None:
+            areas, boxes = raw.areas, raw.boxes
+        else:
+            areas, boxes = segment_stats(raw.seg_ids, len(raw.labels))
+        segs = [
+            Segment(i + 1, lab, names[lab], sc, th, a, tuple(b), q)
+            for i, (lab, sc, q, th, a, b) in enumerate(
+                zip(raw.labels, raw.scores, raw.queries, raw.is_thing, areas.tolist(), boxes.tolist())
+            )
+        ]
         return PanopticResult(raw.seg_ids.cpu(), segs, list(names), prepared.ori_size)
+
+    @staticmethod
+    def _grid(mask_logits: torch.Tensor, prepared: PreparedImage) -> UpsampleGrid:
+        return UpsampleGrid(
+            tuple(mask_logits.shape[-2:]), prepared.pad_size, prepared.img_size, prepared.ori_size, mask_logits.device
+        )
 
     def instances_from_logits(self, mask_cls: torch.Tensor, mask_logits: torch.Tensor, prepared: PreparedImage) -> InstanceResult:
         """Top-k thing instances, sorted by score (highest first)."""
@@ -142,5 +200,8 @@ class PanopticPredictor(BasePredictor):
     def semantic_from_logits(self, mask_cls: torch.Tensor, mask_logits: torch.Tensor, prepared: PreparedImage) -> SemanticResult:
         """Class map: argmax_k sum_q p(k|q) sigmoid(m_q), scored at stride 4, upsampled like the masks."""
         scores = semantic_scores(mask_cls, mask_logits)  # (K, h, w)
-        full = logits_to_original(scores, prepared.pad_size, prepared.img_size, prepared.ori_size)
-        return SemanticResult(full.argmax(0).cpu(), list(self.model.class_names), prepared.ori_size)
+        if self.postprocess == "fast":
+            sem = argmax_fast(scores, self._grid(mask_logits, prepared))
+        else:
+            sem = logits_to_original(scores, prepared.pad_size, prepared.img_size, prepared.ori_size).argmax(0)
+        return SemanticResult(sem.cpu(), list(self.model.class_names), prepared.ori_size)

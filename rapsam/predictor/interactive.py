@@ -11,6 +11,12 @@ Prompt shapes (coordinates in original-image pixels, x then y):
 * ``boxes`` (P, 4) xyxy: P box prompts; given together with points of P prompts, each prompt gets its
   clicks and its box;
 * ``multimask=False`` only: RAP-SAM predicts one mask per prompt.
+
+Per-image work is done once: ``set_image`` caches F (through a BatchNorm-folded ``FusedEncoder`` copy of
+the encoder by default), and the first ``predict`` caches the prompt adapter's key/value projections of
+F (``PromptAdapter.project_features``), the bulk of the adapter's cost. Masks are brought to the
+original size by ``postprocess.binary_masks_fast`` (per-cell signs, exact bilinear values only along
+each mask's boundary) unless ``postprocess="official"`` or ``return_logits=True``.
 """
 
 from __future__ import annotations
@@ -21,10 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..modeling.factored import as_tensor
+from ..modeling.fuse import FusedEncoder, autocast, check_inference_dtype
 from ..modeling.rapsam import Prompts, RapSam
 from ..structures import InstanceResult
 from .base import BasePredictor
+from .postprocess import UpsampleGrid, binary_masks_fast
 from .transforms import PreparedImage, logits_to_original
+
+POSTPROCESS = ("fast", "official")
 
 
 class InteractivePredictor(BasePredictor):
@@ -34,6 +45,11 @@ class InteractivePredictor(BasePredictor):
         model: a ``RapSam``.
         image_scale: (long, short) test resize (default the model config's, (1333, 800)); None = none.
         device: run on this device.
+        postprocess: "fast" (per-cell mask signs, exact values along boundaries: the official masks)
+            or "official" (every mask upsampled to the image first).
+        fuse: encode with a BatchNorm-folded, channels-last ``FusedEncoder`` copy of the encoder.
+        compile: ``torch.compile`` that copy (needs ``fuse``).
+        dtype: None (float32), or torch.float16 / torch.bfloat16 autocast on CUDA.
 
     Example::
 
@@ -44,9 +60,31 @@ class InteractivePredictor(BasePredictor):
         res = p.predict(boxes=[[50, 40, 200, 180]])
     """
 
-    def __init__(self, model: RapSam, *, image_scale: tuple[int, int] | None | str = "model", device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model: RapSam,
+        *,
+        image_scale: tuple[int, int] | None | str = "model",
+        device: str | torch.device | None = None,
+        postprocess: str = "fast",
+        fuse: bool = True,
+        compile: bool = False,
+        dtype: torch.dtype | str | None = None,
+    ) -> None:
         super().__init__(model, image_scale=image_scale, device=device)
+        if postprocess not in POSTPROCESS:
+            raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {postprocess!r}")
+        if compile and not fuse:
+            raise ValueError("compile=True compiles the fused encoder: use it with fuse=True")
+        self.postprocess = postprocess
+        self.dtype = check_inference_dtype(dtype, self.device)
+        self._torch_model = isinstance(self.model, RapSam)  # (else an onnxruntime model)
+        if compile and not self._torch_model:
+            raise ValueError("compile=True compiles the torch encoder; it does not apply to an ONNX model")
+        self.encoder = FusedEncoder(self.model, compile=compile, factored=True) if fuse and self._torch_model else None
         self._features: torch.Tensor | None = None
+        self._prompt_kv: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._grid: UpsampleGrid | None = None
         self._prepared: PreparedImage | None = None
         self.encode_ms = 0.0
 
@@ -56,12 +94,17 @@ class InteractivePredictor(BasePredictor):
         """Pre-process ``image`` (path, (H, W, 3) uint8 RGB array, PIL image or tensor) and cache F."""
         t0 = time.perf_counter()
         prepared = self.prepare(self._to_rgb(image))
-        self._features = self.model.extract_features(prepared.tensor)
+        with autocast(self.device, self.dtype):
+            self._features = self.model.extract_features(prepared.tensor, encoder=self.encoder)
+        self._prompt_kv = None  # projected on the first predict
+        self._grid = None
         self._prepared = prepared
         self.encode_ms = 1e3 * (time.perf_counter() - t0)
 
     def reset_image(self) -> None:
         self._features = None
+        self._prompt_kv = None
+        self._grid = None
         self._prepared = None
 
     @property
@@ -75,9 +118,9 @@ class InteractivePredictor(BasePredictor):
 
     @property
     def features(self) -> torch.Tensor:
-        """The cached F (1, C, H/4, W/4)."""
+        """The cached F (1, C, H/4, W/4) as a tensor."""
         self._require_image()
-        return self._features
+        return as_tensor(self._features)
 
     def _require_image(self) -> None:
         if self._features is None:
@@ -106,12 +149,20 @@ class InteractivePredictor(BasePredictor):
         prompts = self.to_model_frame(points, labels, boxes)
         logits, iou, cls = self.predict_torch(prompts)
         pr = self._prepared
-        full = logits_to_original(logits, pr.pad_size, pr.img_size, pr.ori_size)
+        full = boxes = None
+        if return_logits or self.postprocess == "official":
+            full = logits_to_original(logits, pr.pad_size, pr.img_size, pr.ori_size)
+            masks = full > 0
+        else:
+            if self._grid is None:
+                self._grid = UpsampleGrid(tuple(logits.shape[-2:]), pr.pad_size, pr.img_size, pr.ori_size, logits.device)
+            masks, boxes = binary_masks_fast(logits, self._grid)
         labels_out = None
         if cls is not None:
             labels_out = cls[:, :-1].argmax(-1).cpu()
         res = InstanceResult(
-            masks=(full > 0).cpu(),
+            masks=masks.cpu(),
+            boxes=boxes,  # None: computed from the masks
             scores=iou.cpu(),
             labels=labels_out,
             iou=iou.cpu(),
@@ -130,10 +181,13 @@ class InteractivePredictor(BasePredictor):
         ``prompts`` hold one image's prompts (batch dimension 1), coordinates in resized-image pixels.
         """
         self._require_image()
-        out = self.model.decode(self._features, prompts.to(self.device), with_objects=False)
+        with autocast(self.device, self.dtype):
+            if self._prompt_kv is None and self._torch_model:
+                self._prompt_kv = self.model.prompt_adapter.project_features(self._features)
+            out = self.model.decode(self._features, prompts.to(self.device), with_objects=False, prompt_kv=self._prompt_kv)
         final = out.prompt_outputs[-1]
-        cls = final.cls_logits[0] if final.cls_logits is not None else None
-        return final.mask_logits[0], final.iou[0, :, 0], cls
+        cls = final.cls_logits[0].float() if final.cls_logits is not None else None
+        return final.mask_logits[0].float(), final.iou[0, :, 0].float(), cls
 
     def to_model_frame(self, points: Any = None, labels: Any = None, boxes: Any = None) -> Prompts:
         """Validate prompts in original-image pixels and map them to the model frame (``Prompts``)."""
@@ -208,11 +262,14 @@ def parse_prompts(
             raise ValueError(f"boxes must have shape (P, 4) as (x0, y0, x1, y1), got {np.asarray(boxes).shape}")
         if not np.isfinite(bxs).all():
             raise ValueError("boxes contain NaN or Inf")
-        for b in bxs:
-            if b[2] <= b[0] or b[3] <= b[1]:
+        flat = (bxs[:, 2] <= bxs[:, 0]) | (bxs[:, 3] <= bxs[:, 1])  # (P,)
+        outside = (bxs[:, 0] < 0) | (bxs[:, 1] < 0) | (bxs[:, 2] > w) | (bxs[:, 3] > h)
+        bad = np.nonzero(flat | outside)[0]
+        if len(bad):
+            b = bxs[bad[0]]
+            if flat[bad[0]]:
                 raise ValueError(f"box {b.tolist()} needs x1 > x0 and y1 > y0 (format x0, y0, x1, y1)")
-            if b[0] < 0 or b[1] < 0 or b[2] > w or b[3] > h:
-                raise ValueError(f"box {b.tolist()} reaches outside the {w}x{h} image")
+            raise ValueError(f"box {b.tolist()} reaches outside the {w}x{h} image")
         bxs = bxs.astype(np.float32)
         if pts is not None and bxs.shape[0] != pts.shape[0]:
             raise ValueError(f"{pts.shape[0]} point prompts but {bxs.shape[0]} boxes: give one box per prompt")

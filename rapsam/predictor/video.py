@@ -80,7 +80,7 @@ from ..modeling.rapsam import Prompts, RapSam, RapSamOutput
 from ..structures import InstanceResult, PanopticResult, Segment, masks_to_boxes
 from .base import BasePredictor
 from .interactive import parse_prompts
-from .postprocess import instance_scores, instance_topk, panoptic_keep, panoptic_postprocess
+from .postprocess import instance_scores, instance_topk, panoptic_keep, panoptic_postprocess, segment_stats
 from .tracking import (
     TrackerConfig,
     TrackManager,
@@ -549,12 +549,11 @@ class VideoPredictor(BasePredictor):
         lut = torch.zeros(len(raw.labels) + 1, dtype=torch.int32)
         segs = []
         names = self.model.class_names
+        areas, boxes = segment_stats(raw.seg_ids, len(raw.labels))  # vectorised, no per-segment full-size masks
         for i, (lab, sc, q, th) in enumerate(zip(raw.labels, raw.scores, raw.queries, raw.is_thing)):
             sid = k + thing_id(q, lab) if th else lab + 1
             lut[i + 1] = sid
-            m = raw.seg_ids == i + 1
-            box = masks_to_boxes(m[None].cpu())[0].tolist()
-            segs.append(Segment(sid, lab, names[lab], sc, th, int(m.sum()), tuple(box), q))
+            segs.append(Segment(sid, lab, names[lab], sc, th, int(areas[i]), tuple(boxes[i].tolist()), q))
         seg_ids = lut[raw.seg_ids.long().cpu()]
         return PanopticResult(seg_ids, segs, list(names), pr.ori_size)
 
@@ -611,6 +610,7 @@ class VideoPredictor(BasePredictor):
                     run(end)
         return clips, pr, n
 
+    @torch.inference_mode()
     def _official_emit(self, clips: list[_Clip], pr: PreparedImage, store: _ClipStore, tasks: tuple[str, ...],
                        keep: bool) -> Iterator[tuple[int, FrameResult]]:
         t0 = time.perf_counter()
