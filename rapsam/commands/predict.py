@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="rapsam_out", help="output folder (default rapsam_out)")
     p.add_argument("--image-scale", default=None, metavar="LONG,SHORT", help="test resize (default 1333,800; 'none' keeps the size)")
     add_model_args(p)
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"), help="run the torch model (default) or an ONNX export")
+    p.add_argument("--onnx", metavar="DIR", help="directory written by `rapsam export onnx` (with --backend onnxruntime)")
     p.set_defaults(func=run)
 
 
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     files = list_images(src) if src.is_dir() else [src]
     prompt_calls = build_prompts(args.point, args.box, args.each)["calls"] if args.task == "interactive" else None
     scale = _parse_scale(args.image_scale)
-    model = load_model(args)
+    model = _load_backend(args)
     kw = {} if scale == "model" else {"image_scale": scale}
     if args.task == "interactive":
         predictor = InteractivePredictor(model, **kw)
@@ -168,6 +170,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         return 1
     return 0
+
+
+def _load_backend(args: argparse.Namespace):
+    """The torch model (``load_model``) or, with ``--backend onnxruntime``, an ``OnnxRapSam``."""
+    if getattr(args, "backend", "torch") != "onnxruntime":
+        if getattr(args, "onnx", None):
+            raise ValueError("--onnx DIR runs an ONNX export: add --backend onnxruntime")
+        return load_model(args)
+    if not args.onnx:
+        raise ValueError("--backend onnxruntime needs --onnx DIR (create it with `rapsam export onnx --weights ... --out DIR`)")
+    if args.weights or args.model or args.classifier:
+        raise ValueError("--weights / --model / --classifier are baked into the ONNX export; drop them (use --classes to swap the vocabulary)")
+    if args.device != "cpu":
+        raise ValueError("--backend onnxruntime runs on the CPU here; drop --device")
+    from ..runtime import OnnxRapSam
+
+    return OnnxRapSam(args.onnx)
 
 
 def _parse_scale(text: str | None):

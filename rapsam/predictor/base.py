@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..modeling.rapsam import RapSam
+from ..runtime.ort import OnnxRapSam
 from .transforms import PreparedImage, prepare_image
 
 
@@ -17,15 +18,19 @@ class BasePredictor:
     """Holds the model, its device and the test-time resize.
 
     Args:
-        model: a ``RapSam``.
+        model: a ``RapSam``, or a ``rapsam.runtime.OnnxRapSam`` (an ONNX export run by onnxruntime:
+            ``PanopticPredictor(OnnxRapSam("export_dir"))``; tensors then stay on the CPU).
         image_scale: (long, short) resize target, "model" for the model config's ``test_scale``,
             or None to keep the input size.
         device: run on this device (the model is moved there).
     """
 
-    def __init__(self, model: RapSam, *, image_scale: tuple[int, int] | None | str = "model", device: str | torch.device | None = None) -> None:
-        if not isinstance(model, RapSam):
-            raise ValueError(f"predictors wrap a rapsam.RapSam model, got {type(model).__name__}; use rapsam.build_model(...)")
+    def __init__(self, model: RapSam | OnnxRapSam, *, image_scale: tuple[int, int] | None | str = "model", device: str | torch.device | None = None) -> None:
+        if not isinstance(model, (RapSam, OnnxRapSam)):
+            raise ValueError(
+                f"predictors wrap a rapsam.RapSam model or a rapsam.runtime.OnnxRapSam, got {type(model).__name__}; "
+                "use rapsam.build_model(...) or OnnxRapSam(onnx_dir)"
+            )
         if device is not None:
             model = model.to(device)
         self.model = model.eval()
@@ -38,6 +43,8 @@ class BasePredictor:
 
     @property
     def device(self) -> torch.device:
+        if not isinstance(self.model, torch.nn.Module):  # OnnxRapSam: CPU tensors in and out
+            return torch.device("cpu")
         return next(self.model.parameters()).device
 
     def _to_rgb(self, image: Any) -> np.ndarray:
