@@ -21,6 +21,8 @@ _COMMANDS = [
     ("rapsam.data.synth", "register"),
     ("rapsam.vocab.cli", "register"),
     ("rapsam.commands.model_tools", "register"),
+    ("rapsam.commands.export", "register"),
+    ("rapsam.commands.benchmark", "register"),
 ]
 
 
