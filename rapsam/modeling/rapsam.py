@@ -59,7 +59,7 @@ class Prompts:
     def num_prompts(self) -> int:
         return (self.points if self.points is not None else self.boxes).shape[1]
 
-    def to(self, device: torch.device | str) -> "Prompts":
+    def to(self, device: torch.device | str) -> Prompts:
         def mv(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
 
@@ -134,7 +134,7 @@ class RapSam(nn.Module):
         # Set by ``rapsam.modeling.fuse.optimize_for_inference``: BatchNorm folded, no training.
         self.inference_only = False
 
-    def train(self, mode: bool = True) -> "RapSam":
+    def train(self, mode: bool = True) -> RapSam:
         if mode and getattr(self, "inference_only", False):
             raise RuntimeError(
                 "this RapSam was optimised for inference (BatchNorm folded into the convolutions) and cannot "
@@ -167,26 +167,9 @@ class RapSam(nn.Module):
         return (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std
 
     def _check_images(self, images: torch.Tensor) -> None:
-        if not isinstance(images, torch.Tensor):
-            raise ValueError(f"images must be a torch.Tensor (B, 3, H, W), got {type(images).__name__}")
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(
-                f"images must have shape (B, 3, H, W) (normalised RGB), got {tuple(images.shape)}; "
-                "use a predictor or model.preprocess() for HWC uint8 images"
-            )
-        if not images.is_floating_point():
-            raise ValueError(
-                f"images must be a normalised float tensor, got dtype {images.dtype}; call model.preprocess(images) first"
-            )
-        h, w = images.shape[-2:]
-        d = self.size_divisor
-        if h % d or w % d or h == 0 or w == 0:
-            raise ValueError(
-                f"image size {h}x{w} is not a multiple of {d}: pad the batch (bottom/right) to a multiple "
-                f"of {d} — the predictors do this for you"
-            )
+        check_images(images, self.size_divisor)
 
-    def extract_features(self, images: torch.Tensor, encoder: "FusedEncoder | None" = None) -> torch.Tensor:
+    def extract_features(self, images: torch.Tensor, encoder: FusedEncoder | None = None) -> torch.Tensor:
         """Normalised images (B, 3, H, W) -> F (B, C, H/4, W/4).
 
         Args:
@@ -283,6 +266,32 @@ class RapSam(nn.Module):
     ) -> RapSamOutput:
         """Normalised images (B*T, 3, H, W) (+ prompts) -> ``RapSamOutput``."""
         return self.decode(self.extract_features(images), prompts, with_objects, num_frames)
+
+
+def check_images(images: torch.Tensor, size_divisor: int) -> None:
+    """Validate a model input batch: normalised float (B, 3, H, W), H and W multiples of ``size_divisor``.
+
+    Raises:
+        ValueError: naming what is wrong and the fix.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"images must be a torch.Tensor (B, 3, H, W), got {type(images).__name__}")
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(
+            f"images must have shape (B, 3, H, W) (normalised RGB), got {tuple(images.shape)}; "
+            "use a predictor or model.preprocess() for HWC uint8 images"
+        )
+    if not images.is_floating_point():
+        raise ValueError(
+            f"images must be a normalised float tensor, got dtype {images.dtype}; call model.preprocess(images) first"
+        )
+    h, w = images.shape[-2:]
+    d = size_divisor
+    if h % d or w % d or h == 0 or w == 0:
+        raise ValueError(
+            f"image size {h}x{w} is not a multiple of {d}: pad the batch (bottom/right) to a multiple "
+            f"of {d} — the predictors do this for you"
+        )
 
 
 def _slice_output(o: DecoderOutput, sl: slice, unstack) -> DecoderOutput:

@@ -31,7 +31,7 @@ import torch
 from ..config import ModelConfig, from_dict
 from ..modeling.classifier import TextClassifier
 from ..modeling.decoder import DecoderOutput
-from ..modeling.rapsam import Prompts, RapSamOutput
+from ..modeling.rapsam import Prompts, RapSamOutput, check_images
 from .onnx_spec import (
     GRAPH_IO,
     GRAPHS,
@@ -208,26 +208,7 @@ class OnnxRapSam:
 
     # ------------------------------------------------------------------ encoder
     def _check_images(self, images: torch.Tensor) -> None:
-        if not isinstance(images, torch.Tensor):
-            raise ValueError(
-                f"images must be a torch.Tensor (B, 3, H, W), got {type(images).__name__}"
-            )
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(
-                f"images must have shape (B, 3, H, W) (normalised RGB), got {tuple(images.shape)}; "
-                "use a predictor or model.preprocess() for HWC uint8 images"
-            )
-        if not images.is_floating_point():
-            raise ValueError(
-                f"images must be a normalised float tensor, got dtype {images.dtype}; call model.preprocess(images) first"
-            )
-        h, w = images.shape[-2:]
-        d = self.size_divisor
-        if h % d or w % d or h == 0 or w == 0:
-            raise ValueError(
-                f"image size {h}x{w} is not a multiple of {d}: pad the batch (bottom/right) to a multiple "
-                f"of {d} — the predictors do this for you"
-            )
+        check_images(images, self.size_divisor)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8/float RGB (B, 3, H, W) in 0-255 -> normalised float (no resizing, no padding)."""
