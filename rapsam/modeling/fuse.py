@@ -258,7 +258,8 @@ class FusedEncoder:
     Args:
         model: the ``RapSam`` whose encoder to mirror (not modified).
         channels_last: run the copy channels-last (None: ``default_channels_last`` of the device).
-        compile: wrap the copy in ``torch.compile`` (first call per input size compiles: slow).
+        compile: wrap the copy in ``torch.compile`` (first call per input size compiles: slow): True for
+            the default backend (inductor), or a backend name (e.g. "eager", "aot_eager", "inductor").
         factored: return F as ``FactoredFeatures`` (``W . [x; xs; ys; 1]``, 131 instead of 256 channels
             for the decoder's matmuls; ``rapsam.modeling.factored``) instead of a tensor.
 
@@ -270,7 +271,8 @@ class FusedEncoder:
     """
 
     def __init__(
-        self, model: "RapSam", *, channels_last: bool | None = None, compile: bool = False, factored: bool = False
+        self, model: "RapSam", *, channels_last: bool | None = None, compile: bool | str = False,
+        factored: bool = False
     ) -> None:
         from .neck import RapSamNeck
 
@@ -278,7 +280,9 @@ class FusedEncoder:
             raise ValueError(f"factored features need a RapSamNeck, the model has a {type(model.neck).__name__}")
         self.model = model
         self.channels_last = channels_last
-        self.compile = bool(compile)
+        if not isinstance(compile, (bool, str)):
+            raise ValueError(f"compile must be True/False or a torch.compile backend name, got {compile!r}")
+        self.compile = compile
         self.factored = bool(factored)
         self._key: tuple | None = None
         self._fn: Any = None
@@ -300,7 +304,11 @@ class FusedEncoder:
                 for p in enc.parameters():
                     p.requires_grad_(False)
             self._neck = enc.neck
-            self._fn = torch.compile(enc) if self.compile else enc
+            if self.compile:
+                backend = self.compile if isinstance(self.compile, str) else "inductor"
+                self._fn = torch.compile(enc, backend=backend)
+            else:
+                self._fn = enc
             self._key = key
             self.builds += 1
         return self._fn

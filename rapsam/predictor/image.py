@@ -68,7 +68,7 @@ class PanopticPredictor(BasePredictor):
             kept mask upsampled to the image first; bit-exact with the official code). Instance masks
             are the official ones either way.
         fuse: run the encoder as a BatchNorm-folded, channels-last ``FusedEncoder`` copy.
-        compile: ``torch.compile`` that copy (needs ``fuse``).
+        compile: ``torch.compile`` that copy (needs ``fuse``): True (inductor) or a backend name.
         dtype: None (float32), or torch.float16 / torch.bfloat16 autocast on CUDA.
 
     Example::
@@ -89,7 +89,7 @@ class PanopticPredictor(BasePredictor):
         device: str | torch.device | None = None,
         postprocess: str = "fast",
         fuse: bool = True,
-        compile: bool = False,
+        compile: bool | str = False,
         dtype: torch.dtype | str | None = None,
     ) -> None:
         super().__init__(model, image_scale=image_scale, device=device)

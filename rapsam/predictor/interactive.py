@@ -48,7 +48,7 @@ class InteractivePredictor(BasePredictor):
         postprocess: "fast" (per-cell mask signs, exact values along boundaries: the official masks)
             or "official" (every mask upsampled to the image first).
         fuse: encode with a BatchNorm-folded, channels-last ``FusedEncoder`` copy of the encoder.
-        compile: ``torch.compile`` that copy (needs ``fuse``).
+        compile: ``torch.compile`` that copy (needs ``fuse``): True (inductor) or a backend name.
         dtype: None (float32), or torch.float16 / torch.bfloat16 autocast on CUDA.
 
     Example::
@@ -68,7 +68,7 @@ class InteractivePredictor(BasePredictor):
         device: str | torch.device | None = None,
         postprocess: str = "fast",
         fuse: bool = True,
-        compile: bool = False,
+        compile: bool | str = False,
         dtype: torch.dtype | str | None = None,
     ) -> None:
         super().__init__(model, image_scale=image_scale, device=device)

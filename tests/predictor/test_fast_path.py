@@ -368,6 +368,20 @@ def test_half_precision_code_path_via_cpu_autocast(demo):
     assert res.iou.dtype == torch.float32 and res.masks.dtype == torch.bool
 
 
+def test_compiled_encoder_wiring_with_the_eager_backend(demo):
+    """compile= reaches torch.compile through the predictor (dynamo traces the fused encoder; seconds, not minutes)."""
+    p = PanopticPredictor(demo, image_scale=None, compile="eager")
+    ref = PanopticPredictor(demo, image_scale=None)
+    img = _scene(7, 64)
+    with torch.inference_mode():
+        a = demo.extract_features(p.prepare(img).tensor, encoder=p.encoder).materialize()
+        b = demo.extract_features(ref.prepare(img).tensor, encoder=ref.encoder).materialize()
+    assert p.encoder._fn is not p.encoder._neck and type(p.encoder._fn).__name__ == "OptimizedModule"
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="backend name"):
+        PanopticPredictor(demo, compile=3)
+
+
 @pytest.mark.skipif(os.environ.get("RAPSAM_TEST_COMPILE") != "1",
                     reason="torch.compile takes minutes on 2 CPUs (~210 s cold for rapsam_tiny); set RAPSAM_TEST_COMPILE=1")
 def test_compiled_encoder_matches(demo):
