@@ -73,6 +73,8 @@ class ModelConfig:
         pixel_mean, pixel_std: RGB normalisation on the 0-255 scale (ImageNet).
         size_divisor: inputs are padded to a multiple of it.
         test_scale: (long side, short side) the image is resized to fit at test time (1333, 800).
+        object_mask_thr: panoptic post-processing keeps a query whose class score exceeds this (official
+            0.8; a model trained with other calibration stores its own, chosen on training images).
     """
 
     name: str = "rapsam_r50"
@@ -83,6 +85,7 @@ class ModelConfig:
     pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
     size_divisor: int = 32
     test_scale: tuple[int, int] = (1333, 800)
+    object_mask_thr: float = 0.8
 
 
 def to_dict(cfg: Any) -> dict:

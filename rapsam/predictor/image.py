@@ -60,7 +60,7 @@ class PanopticPredictor(BasePredictor):
     Args:
         model: a ``RapSam`` with a vocabulary installed.
         image_scale: (long, short) test resize, default the model config's (1333, 800); None = no resize.
-        object_mask_thr: minimum class score of a panoptic segment (official 0.8).
+        object_mask_thr: minimum class score of a panoptic segment (default: the model config's, official 0.8).
         iou_thr: minimum visible / own-area ratio of a panoptic segment (official 0.8).
         max_per_image: instance results kept (top-k over (query, class) pairs; official 100).
         device: run on this device (default: the model's).
@@ -83,7 +83,7 @@ class PanopticPredictor(BasePredictor):
         model: RapSam,
         *,
         image_scale: tuple[int, int] | None | str = "model",
-        object_mask_thr: float = 0.8,
+        object_mask_thr: float | None = None,
         iou_thr: float = 0.8,
         max_per_image: int = 100,
         device: str | torch.device | None = None,
@@ -97,6 +97,10 @@ class PanopticPredictor(BasePredictor):
             raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {postprocess!r}")
         if compile and not fuse:
             raise ValueError("compile=True compiles the fused encoder: use it with fuse=True")
+        if object_mask_thr is None:  # the model's own (official 0.8)
+            object_mask_thr = float(getattr(getattr(self.model, "config", None), "object_mask_thr", 0.8))
+        if not 0.0 <= object_mask_thr < 1.0:
+            raise ValueError(f"object_mask_thr must be in [0, 1), got {object_mask_thr}")
         self.object_mask_thr = object_mask_thr
         self.iou_thr = iou_thr
         self.max_per_image = max_per_image

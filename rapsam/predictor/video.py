@@ -253,7 +253,7 @@ class VideoPredictor(BasePredictor):
         tracker: online association parameters (``sim_thr``, ``new_track_thr``, ``max_gap``, ...).
         clip_size, clip_size_small, small_clip_thr: official clip split (5, 3, 15).
         max_per_image: official mode: (query, class) pairs per frame (100).
-        object_mask_thr, iou_thr: panoptic post-processing (official 0.8, 0.8).
+        object_mask_thr, iou_thr: panoptic post-processing (default: the model config's keep threshold, official 0.8; 0.8).
         max_ram_mb: official mode: stride-4 logits kept in RAM up to this, the rest in a temp folder.
         propagation: prompted tracking: "both" (kernel and box candidates, best predicted IoU),
             "kernel" or "box".
@@ -279,7 +279,7 @@ class VideoPredictor(BasePredictor):
         clip_size_small: int = 3,
         small_clip_thr: int = 15,
         max_per_image: int = 100,
-        object_mask_thr: float = 0.8,
+        object_mask_thr: float | None = None,
         iou_thr: float = 0.8,
         max_ram_mb: float = 2048,
         propagation: str = "both",
@@ -309,6 +309,10 @@ class VideoPredictor(BasePredictor):
         self.clip_size_small = clip_size_small
         self.small_clip_thr = small_clip_thr
         self.max_per_image = max_per_image
+        if object_mask_thr is None:  # the model's own (official 0.8)
+            object_mask_thr = float(getattr(getattr(self.model, "config", None), "object_mask_thr", 0.8))
+        if not 0.0 <= object_mask_thr < 1.0:
+            raise ValueError(f"object_mask_thr must be in [0, 1), got {object_mask_thr}")
         self.object_mask_thr = object_mask_thr
         self.iou_thr = iou_thr
         self.max_ram_bytes = int(max_ram_mb * 2**20)

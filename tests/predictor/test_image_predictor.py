@@ -121,3 +121,23 @@ def test_bad_inputs(official_r18_model, tmp_path):
         pp.predict(tmp_path / "bad.png")
     with pytest.raises(ValueError, match="RapSam"):
         PanopticPredictor(torch.nn.Linear(2, 2))
+
+
+
+def test_keep_threshold_comes_from_the_model_config(demo_model):
+    """The panoptic keep threshold defaults to the model's own (the demo model stores 0.5; official 0.8)."""
+    import rapsam
+    from rapsam.data import synth
+    from rapsam.predictor import VideoPredictor
+
+    assert demo_model.config.object_mask_thr == 0.5
+    assert PanopticPredictor(demo_model).object_mask_thr == 0.5
+    assert VideoPredictor(demo_model).object_mask_thr == 0.5
+    assert PanopticPredictor(demo_model, object_mask_thr=0.8).object_mask_thr == 0.8
+    assert PanopticPredictor(rapsam.build_model("rapsam_tiny")).object_mask_thr == 0.8
+    with pytest.raises(ValueError, match="object_mask_thr must be in"):
+        PanopticPredictor(demo_model, object_mask_thr=1.5)
+    img = synth._image_scene(np.random.default_rng(3), synth._Grid(128)).image
+    lo = PanopticPredictor(demo_model)(img)
+    hi = PanopticPredictor(demo_model, object_mask_thr=0.8)(img)
+    assert len(lo.segments) > len(hi.segments) and min(s.score for s in lo.segments) > 0.5
