@@ -97,3 +97,14 @@ def demo_model():
     if not DEMO_MODEL.exists():
         pytest.fail(f"the bundled demo model is missing: {DEMO_MODEL}")
     return rapsam.build_model(weights="demo")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread while a module runs (restored after): on a shared 2-core machine, two torch
+    threads competing with other processes run small models several times slower. Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

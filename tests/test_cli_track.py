@@ -7,7 +7,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from rapsam.cli import main
@@ -15,14 +14,7 @@ from rapsam.cli import main
 N = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread while this module runs (restored after): on a shared 2-core machine, two
-    torch threads competing with other processes run these small models several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _frames(n=N, h=48, w=64):

@@ -40,14 +40,7 @@ from tests.conftest import _gen, bgr_to_input, load_case, rel_err
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread while this module runs (restored after): on a shared 2-core machine, two
-    torch threads competing with other processes run these small models several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------------------ fixtures

@@ -16,7 +16,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from scipy.ndimage import distance_transform_edt
 from scipy.optimize import linear_sum_assignment
 
@@ -33,14 +32,7 @@ MIN_PROMPT_IOU = 0.5
 MIN_AP = 0.2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread while this module runs (restored after): on a shared 2-core machine, two
-    torch threads competing with other processes run these small models several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 if FALLBACK:  # opt-in: run with the random official network to check that the tests execute
 
