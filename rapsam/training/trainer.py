@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import TrainConfig, to_dict
+from ..modeling.neck import DeformLayer
 from ..modeling.rapsam import Prompts, RapSam
 from ..models import _build
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -69,6 +70,10 @@ def build_training_model(cfg: TrainConfig) -> RapSam:
     model = _build(cfg.model)
     if cfg.backbone_weights:
         model.backbone.load_pretrained(cfg.backbone_weights)
+    if cfg.sampled_dcn:
+        for m in model.modules():
+            if isinstance(m, DeformLayer):
+                m.sampled_dcn = True
     return model
 
 

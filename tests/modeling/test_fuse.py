@@ -191,6 +191,32 @@ def test_sampled_deform_conv_equals_torchvision(shape):
     assert rel(deform_conv3x3_sampled(x, offset, weight, None, mask), ref0) < 1e-5
 
 
+@pytest.mark.parametrize("shape", [(2, 16, 8, 4, 11), (1, 3, 4, 2, 7)])
+def test_sampled_deform_conv_gradients_equal_torchvision(shape):
+    """Training with ``sampled_dcn`` (TrainConfig) relies on these: the same gradients for the input,
+    the weights, the bias, the offsets and the modulation (offsets fractional, so no kinks)."""
+    b, cin, cout, h, w = shape
+    g = torch.Generator().manual_seed(7 * h + w)
+    args = [
+        torch.randn(b, cin, h, w, generator=g),
+        3 * torch.randn(b, 18, h, w, generator=g),
+        torch.randn(cout, cin, 3, 3, generator=g),
+        torch.randn(cout, generator=g),
+        torch.rand(b, 9, h, w, generator=g),
+    ]
+    up = torch.randn(b, cout, h, w, generator=g)
+
+    def grads(fn):
+        leaves = [a.clone().requires_grad_(True) for a in args]
+        (fn(*leaves) * up).sum().backward()
+        return [leaf.grad for leaf in leaves]
+
+    ref = grads(lambda x, o, wt, bs, m: deform_conv2d(x, o, wt, bs, padding=(1, 1), mask=m))
+    got = grads(deform_conv3x3_sampled)
+    for name, a, r in zip(("x", "offset", "weight", "bias", "mask"), got, ref):
+        assert rel(a, r) < 1e-4, name
+
+
 def test_split_and_factored_coord_conv(model):
     x = torch.randn(2, model.neck.fpn.output_conv.out_channels, 6, 10)
     nk = copy.deepcopy(model.neck)

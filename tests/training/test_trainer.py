@@ -227,3 +227,23 @@ def test_short_run_learns(synth_small, tmp_path):
     ds = CocoPanopticDataset(d.panoptic_ann, d.panoptic_images, d.panoptic_masks)
     base = np.mean([m.mean() for i in range(len(ds)) for m in ds[i].masks])
     assert res["mIoU_1click"] > 100 * base + 20, (res, base)
+
+
+def test_sampled_dcn_trains_through_the_sampled_kernel(synth, tmp_path, monkeypatch):
+    """``sampled_dcn`` routes the neck's DCNv2 through ``deform_conv3x3_sampled`` in training (and
+    only there): torchvision's kernel is never called, and the saved model loads with the default."""
+    import rapsam.modeling.neck as neck
+    from rapsam.models import build_model
+    from rapsam.training.trainer import build_training_model
+
+    def forbidden(*a, **k):
+        raise AssertionError("torchvision's deform_conv2d was called")
+
+    cfg = tiny_cfg(synth, sampled_dcn=True, iterations=2)
+    layers = [m for m in build_training_model(cfg).modules() if isinstance(m, neck.DeformLayer)]
+    assert len(layers) == 3 and all(m.sampled_dcn for m in layers)
+    assert not any(m.sampled_dcn for m in build_training_model(tiny_cfg(synth)).modules() if isinstance(m, neck.DeformLayer))
+    monkeypatch.setattr(neck, "deform_conv2d", forbidden)
+    final = train(cfg, tmp_path / "run", progress=False)
+    loaded = build_model(weights=final)
+    assert not any(getattr(m, "sampled_dcn", False) for m in loaded.modules())
