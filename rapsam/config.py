@@ -32,15 +32,10 @@ class BackboneConfig:
 
 @dataclass(frozen=True)
 class NeckConfig:
-    """YOSO neck widths: ``agg_dim`` for the fused map, ``hidden_dim`` = C of F.
-
-    ``fourier_coords``: K > 0 adds 2K sin / cos position channels to the CoordConv (our extension, see
-    ``rapsam.modeling.neck``); 0 (the official neck) keeps its two linear coordinate channels only.
-    """
+    """YOSO neck widths: ``agg_dim`` for the fused map, ``hidden_dim`` = C of F."""
 
     agg_dim: int = 128
     hidden_dim: int = 256
-    fourier_coords: int = 0
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def _build(cfg: ModelConfig) -> RapSam:
     d = cfg.decoder
     model = RapSam(
         backbone=backbone,
-        neck=RapSamNeck(backbone.channels, cfg.neck.agg_dim, c, cfg.neck.fourier_coords),
+        neck=RapSamNeck(backbone.channels, cfg.neck.agg_dim, c),
         prompt_encoder=PromptEncoder(c, content_features=d.prompt_features),
         decoder=Decoder(d.num_queries, d.num_stages, c, d.embed_dim, d.num_heads, d.ffn_dim, d.temperature),
         object_adapter=ObjectAdapter(c, d.embed_dim),

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..modeling.neck import DeformLayer, RapSamNeck, fourier_coord_features
+from ..modeling.neck import DeformLayer, RapSamNeck
 
 #: Ways the exported graph computes the neck's deformable convolutions.
 DEFORM_CONV_IMPLS = ("onnx", "decomposed")
@@ -189,15 +189,11 @@ class ExportNeck(nn.Module):
         super().__init__()
         self.fpn = neck.fpn
         self.loc_conv = neck.loc_conv
-        self.fourier_freqs = neck.fourier_freqs
         self.out_channels = neck.out_channels
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         x = self.fpn(feats)  # (B, agg_dim, H/4, W/4)
-        coords = [coord_features(x)]
-        if self.fourier_freqs is not None:
-            coords.append(fourier_coord_features(x, self.fourier_freqs))
-        x = torch.cat([x, *coords], 1)  # (B, agg_dim + 2 (+ 2K), H/4, W/4)
+        x = torch.cat([x, coord_features(x)], 1)  # (B, agg_dim + 2, H/4, W/4)
         return self.loc_conv(x)  # (B, hidden_dim, H/4, W/4)
 
 

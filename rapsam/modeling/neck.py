@@ -8,9 +8,6 @@ Follows YOSO ("You Only Segment Once", Hu et al., CVPR 2023) as used by the offi
 2. CFA: 1x1 convs take every level to ``agg_dim``, bilinear upsampling to the finest level, sum, a
    learnable bias, and a 3x3 output conv.
 3. CoordConv: concatenate normalised (x, y) in [-1, 1] and a 1x1 conv to ``hidden_dim``.
-   Our extension, off for the official model (``NeckConfig.fourier_coords``): also concatenate sin / cos of
-   K fixed frequencies of the cell position, so that ``query . F`` can hold a term localised around a point
-   (the official 2 linear channels only give ramps, which cannot tell two identical objects apart).
 
 DCNv2 runs through ``torchvision.ops.deform_conv2d`` (same offset layout as mmcv's
 ``ModulatedDeformConv2d``: the offset conv emits [dy/dx interleaved (18), mask logits (9)]).
@@ -22,8 +19,6 @@ training, is unchanged.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -161,52 +156,13 @@ def coord_features(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([xx, y], 0)[None].expand(b, -1, -1, -1)
 
 
-def fourier_frequencies(k: int, min_freq: float = 0.05, max_freq: float = 1.0) -> torch.Tensor:
-    """``k`` fixed 2-D frequencies (radians per cell of F, columns (x, y)): radii log-spaced from
-    ``min_freq`` to ``max_freq``, directions at golden-angle steps (deterministic, no RNG)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    i = torch.arange(k, dtype=torch.float64)
-    radius = min_freq * (max_freq / min_freq) ** (i / max(k - 1, 1))
-    angle = i * math.pi * (3.0 - math.sqrt(5.0))
-    return torch.stack([radius * angle.cos(), radius * angle.sin()], 1).float()  # (k, 2)
-
-
-def fourier_coord_features(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """sin / cos of ``freqs`` (K, 2) times the cell position (col, row) of each pixel of ``x``:
-    (B, 2K, H, W), first the K sines then the K cosines. ``sin(a)sin(b) + cos(a)cos(b) = cos(a - b)``,
-    so dot products of these maps depend on position differences only. Built from ``arange`` alone
-    (export-friendly for any H, W)."""
-    b, _, h, w = x.shape
-    xs = torch.arange(w, device=x.device, dtype=x.dtype)
-    ys = torch.arange(h, device=x.device, dtype=x.dtype)
-    f = freqs.to(x.dtype)
-    phase = f[:, 0, None, None] * xs[None, None, :] + f[:, 1, None, None] * ys[None, :, None]  # (K, H, W)
-    return torch.cat([phase.sin(), phase.cos()], 0)[None].expand(b, -1, -1, -1)
-
-
 class RapSamNeck(nn.Module):
-    """Backbone levels -> F (B, hidden_dim, H/4, W/4): deformable FPN, CFA fusion, CoordConv.
+    """Backbone levels -> F (B, hidden_dim, H/4, W/4): deformable FPN, CFA fusion, CoordConv."""
 
-    Args:
-        in_channels: backbone widths, fine to coarse.
-        agg_dim, hidden_dim: fused-map and output widths.
-        fourier_coords: K > 0 adds 2K sin / cos position channels to the CoordConv input
-            (``fourier_coord_features``; frequencies in the state dict as ``fourier_freqs``); 0 is the
-            official neck.
-    """
-
-    def __init__(self, in_channels: tuple[int, ...], agg_dim: int = 128, hidden_dim: int = 256,
-                 fourier_coords: int = 0) -> None:
+    def __init__(self, in_channels: tuple[int, ...], agg_dim: int = 128, hidden_dim: int = 256) -> None:
         super().__init__()
-        if fourier_coords < 0:
-            raise ValueError(f"fourier_coords must be >= 0, got {fourier_coords}")
         self.fpn = LiteDeformFPN(in_channels, agg_dim)
-        if fourier_coords:
-            self.register_buffer("fourier_freqs", fourier_frequencies(fourier_coords))
-        else:
-            self.fourier_freqs = None
-        self.loc_conv = nn.Conv2d(agg_dim + 2 + 2 * fourier_coords, hidden_dim, 1)
+        self.loc_conv = nn.Conv2d(agg_dim + 2, hidden_dim, 1)
         self.out_channels = hidden_dim
         self.reset_parameters()
 
@@ -220,16 +176,8 @@ class RapSamNeck(nn.Module):
         x = self.fpn(feats)  # (B, agg_dim, H/4, W/4)
         if self.split_coord_conv:
             return self._split_coord_conv(x)
-        x = torch.cat([x, self.coord_maps(x)], 1)  # (B, agg_dim + 2 (+ 2K), H/4, W/4)
+        x = torch.cat([x, coord_features(x)], 1)  # (B, agg_dim + 2, H/4, W/4)
         return self.loc_conv(x)  # (B, hidden_dim, H/4, W/4)
-
-    def coord_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """The CoordConv's position channels for a map like ``x``: (B, 2, H, W) normalised (x, y), then
-        the 2K Fourier channels when the neck has them."""
-        coords = coord_features(x)
-        if self.fourier_freqs is None:
-            return coords
-        return torch.cat([coords, fourier_coord_features(x, self.fourier_freqs)], 1)
 
     #: Inference copies (``rapsam.modeling.fuse``) set this: CoordConv as W_x . x + (W_c . coords + b).
     split_coord_conv = False
@@ -242,7 +190,7 @@ class RapSamNeck(nn.Module):
         key = (h, w, x.dtype, x.device, weight.data_ptr(), weight._version)
         cache = self.__dict__.setdefault("_coord_cache", {})
         if cache.get("key") != key:
-            coords = self.coord_maps(x[:1]).reshape(-1, h * w)  # (2 (+ 2K), h*w)
+            coords = coord_features(x[:1]).reshape(2, h * w)  # (2, h*w)
             bias = self.loc_conv.bias if self.loc_conv.bias is not None else weight.new_zeros(weight.shape[0])
             cache.clear()
             cache.update(key=key, map=torch.addmm(bias[:, None], weight[:, c:], coords))  # (C, h*w)
@@ -252,16 +200,15 @@ class RapSamNeck(nn.Module):
 
     def factored_features(self, x: torch.Tensor) -> FactoredFeatures:
         """The CoordConv output kept factored (``rapsam.modeling.factored``): x (B, agg_dim, h, w) from
-        ``fpn`` -> F = W . [x; xs; ys; (Fourier;) 1] without computing the 256-channel map."""
+        ``fpn`` -> F = W . [x; xs; ys; 1] without computing the 256-channel map."""
         b, c, h, w = x.shape
         cache = self.__dict__.setdefault("_basis_cache", {})
         key = (h, w, x.dtype, x.device)
         if cache.get("key") != key:
-            coords = self.coord_maps(x[:1])[0].permute(1, 2, 0)  # (h, w, P) as (x, y, Fourier...)
+            coords = coord_features(x[:1])[0].permute(1, 2, 0)  # (h, w, 2) as (x, y)
             cache.clear()
-            cache.update(key=key, extra=torch.cat([coords, coords.new_ones(h, w, 1)], -1))  # (h, w, P + 1)
-        extra = cache["extra"]
-        basis = torch.cat([x.permute(0, 2, 3, 1), extra.expand(b, h, w, extra.shape[-1])], -1)  # (B, h, w, agg+P+1)
-        weight = self.loc_conv.weight[:, :, 0, 0]  # (C, agg+P)
+            cache.update(key=key, extra=torch.cat([coords, coords.new_ones(h, w, 1)], -1))  # (h, w, 3)
+        basis = torch.cat([x.permute(0, 2, 3, 1), cache["extra"].expand(b, h, w, 3)], -1)  # (B, h, w, agg+3)
+        weight = self.loc_conv.weight[:, :, 0, 0]  # (C, agg+2)
         bias = self.loc_conv.bias if self.loc_conv.bias is not None else weight.new_zeros(weight.shape[0])
         return FactoredFeatures(basis, torch.cat([weight, bias[:, None]], 1))  # weight (C, agg+3)
