@@ -61,6 +61,7 @@ class DecoderConfig:
     temperature: float = 0.1
     embed_dim: int = 768
     prompt_features: bool = False
+    prompt_prior: bool = False
 
 
 @dataclass(frozen=True)

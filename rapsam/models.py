@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from .modeling.prompt_prior import PromptPrior
 from .config import BackboneConfig, DecoderConfig, ModelConfig, NeckConfig, from_dict
 from .modeling.adapters import ObjectAdapter, PromptAdapter
 from .modeling.backbones.base import Backbone
@@ -135,6 +136,7 @@ def _build(cfg: ModelConfig) -> RapSam:
         pixel_mean=cfg.pixel_mean,
         pixel_std=cfg.pixel_std,
         size_divisor=cfg.size_divisor,
+        prompt_prior=PromptPrior(c, d.num_stages + 1) if d.prompt_prior else None,
     )
     model.config = cfg
     return model

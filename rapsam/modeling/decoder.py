@@ -231,12 +231,16 @@ class Decoder(nn.Module):
         kernels: torch.Tensor,
         classifier: TextClassifier | None,
         num_objects: int | None = None,
+        mask_hook=None,
     ) -> tuple[list[DecoderOutput], torch.Tensor, torch.Tensor]:
-        """features (B, C, H, W), kernels (B, N, C) -> per-stage outputs, last masks, last kernels."""
+        """features (B, C, H, W), kernels (B, N, C) -> per-stage outputs, last masks, last kernels.
+        ``mask_hook(i, kernels, masks)`` (experimental prompt prior) edits stage i's masks."""
         masks = feature_dot(kernels, features)  # (B, N, H, W)
         outputs = []
-        for stage in self.stages:
+        for si, stage in enumerate(self.stages):
             cls, masks, iou, kernels = stage(features, kernels, masks, classifier, num_objects)
+            if mask_hook is not None:
+                masks = mask_hook(si, kernels, masks)
             if cls is not None:
                 cls = cls / self.temperature
             outputs.append(DecoderOutput(cls, masks, iou))

@@ -112,8 +112,10 @@ class RapSam(nn.Module):
         pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
         pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375),
         size_divisor: int = 32,
+        prompt_prior: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.prompt_prior = prompt_prior
         self.backbone = backbone
         self.neck = neck
         self.prompt_encoder = prompt_encoder
@@ -237,7 +239,24 @@ class RapSam(nn.Module):
             raise ValueError("nothing to decode: enable object queries or give prompts")
         kernels = torch.cat(queries, 1) if len(queries) > 1 else queries[0]  # (B, N, C)
         use_cls = self.classifier.is_set
-        stages, masks, kernels = self.decoder(feats, kernels, self.classifier if use_cls else None, n_obj)
+        hook = None
+        phi = None
+        if self.prompt_prior is not None and n_prompt:
+            pts = lbl = bxs = None
+            if prompts is not None:
+                pts, lbl, bxs = prompts.points, prompts.labels, prompts.boxes
+            n_user = n_prompt - (prompt_queries.shape[1] if prompt_queries is not None else 0)
+            phi = torch.zeros(b, n_prompt, len(self.prompt_prior.sigmas), h, w, device=kernels.device)
+            if n_user:
+                phi[:, :n_user] = self.prompt_prior.maps(pts, lbl, bxs, b, n_user, h, w, kernels.device)
+            if num_frames > 1:
+                phi = phi.repeat(1, 1, 1, num_frames, 1)
+
+            def hook(i: int, k: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+                extra = self.prompt_prior.bias(i, k[:, n_obj:], phi)
+                return torch.cat([m[:, :n_obj], m[:, n_obj:] + extra], 1)
+
+        stages, masks, kernels = self.decoder(feats, kernels, self.classifier if use_cls else None, n_obj, hook)
 
         def unstack(m: torch.Tensor) -> torch.Tensor:
             return m.unflatten(2, (num_frames, h)) if num_frames > 1 else m  # (B, Q, T, h, w)
@@ -253,6 +272,8 @@ class RapSam(nn.Module):
             sl = slice(n_obj, n_obj + n_prompt)
             pr = [_slice_output(s, sl, unstack) for s in stages]
             m, iou, k = self.prompt_adapter(feats, kernels[:, sl], prompt_kv)
+            if phi is not None:
+                m = m + self.prompt_prior.bias(len(self.prompt_prior.weights) - 1, k, phi)
             pr.append(DecoderOutput(pr[-1].cls_logits, unstack(m), iou))
             out.prompt_outputs, out.prompt_embed = pr, k
         return out
