@@ -412,6 +412,11 @@ def export_onnx(
         )
     if model.config is None:
         raise ValueError("the model has no config attached; build it with rapsam.build_model")
+    if getattr(model, "prompt_prior", None) is not None:
+        raise ValueError(
+            "this model uses the experimental click-distance prompt prior (decoder.prompt_prior), which the "
+            "ONNX graphs do not implement yet; export a model trained without it, or run it with PyTorch"
+        )
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(
             f"opset {opset} is too old: the neck's DeformConv needs opset >= {MIN_OPSET}"

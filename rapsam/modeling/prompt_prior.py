@@ -1,8 +1,8 @@
 """Experimental: a click-distance prior on prompt masks (off for the official model).
 
 Mask logits are ``query . F``; F's position channels are linear ramps, so a prompt mask cannot be
-localised around its click and identical objects merge. This adds to every prompt mask (the initial
-one, each stage's and the adapter's) ``sum_k a_k(query) * exp(-d^2 / (2 sigma_k^2))`` where d is the
+localised around its click and identical objects merge. This adds to every prompt mask (each stage's
+and the adapter's) ``sum_k a_k(query) * exp(-d^2 / (2 sigma_k^2))`` where d is the
 distance (in F cells) of each cell to the prompt's nearest positive click or to its box (0 inside) and
 ``a(query)`` is a zero-initialised linear map of the query, so training starts from the official head.
 Prompt rows without clicks or box (carried kernels in video tracking) get no prior.
@@ -17,6 +17,15 @@ SIGMAS = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class PromptPrior(nn.Module):
+    """Radial click / box maps and, per output, a zero-initialised ``Linear(C, K)`` giving their weights.
+
+    Args:
+        channels: C of the prompt queries.
+        num_outputs: masks that get a prior (decoder stages + the prompt adapter).
+        sigmas: widths of the radial maps, in F cells.
+        stride: pixels per F cell.
+    """
+
     def __init__(self, channels: int, num_outputs: int, sigmas: tuple[float, ...] = SIGMAS, stride: int = 4) -> None:
         super().__init__()
         self.stride = stride
@@ -41,9 +50,8 @@ class PromptPrior(nn.Module):
             dd = torch.where(pos[..., None, None], dd, torch.full_like(dd, float("inf")))
             d2 = torch.minimum(d2, dd.amin(2))
         if boxes is not None:
-            bx = torch.nan_to_num(boxes, nan=float("nan"))
-            valid = ~torch.isnan(bx).any(-1)  # (B, P)
-            bx = torch.nan_to_num(bx, nan=0.0)
+            valid = ~torch.isnan(boxes).any(-1)  # (B, P)
+            bx = torch.nan_to_num(boxes, nan=0.0)
             ddx = torch.clamp(torch.maximum(bx[..., 0, None] - xs, xs - bx[..., 2, None]), min=0)  # (B, P, w)
             ddy = torch.clamp(torch.maximum(bx[..., 1, None] - ys, ys - bx[..., 3, None]), min=0)  # (B, P, h)
             db = ddy[..., :, None] ** 2 + ddx[..., None, :] ** 2
