@@ -40,8 +40,7 @@ class PromptPrior(nn.Module):
         s = self.stride
         xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * s
         ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * s
-        inf = torch.full((b, p, h, w), float("inf"), device=device)
-        d2 = inf
+        d2 = torch.full((b, p, h, w), float("inf"), device=device)
         if points is not None:
             pos = labels == 1  # (B, P, n)
             dx = xs.view(1, 1, 1, 1, w) - points[..., 0, None, None]  # (B, P, n, 1, w)
