@@ -188,6 +188,7 @@ class PromptDecoderGraph(nn.Module):
         self.prompt_encoder = model.prompt_encoder
         self.decoder = model.decoder
         self.prompt_adapter = model.prompt_adapter
+        self.prompt_prior = getattr(model, "prompt_prior", None)
         self.register_buffer(
             "logit_scale", model.classifier.logit_scale.detach().clone(), persistent=False
         )
@@ -206,13 +207,24 @@ class PromptDecoderGraph(nn.Module):
         )  # (B, N, C)
         masks = torch.einsum("bnc,bchw->bnhw", kernels, features)  # (B, N, h, w)
         classifier = _InputClassifier(class_embeddings, self.logit_scale)
+        pp = self.prompt_prior
+        phi = None
+        if pp is not None:
+            b, p = points.shape[:2]
+            h, w = features.shape[-2:]
+            phi = pp.maps(points.to(torch.float32), point_labels, boxes.to(torch.float32), b, p, h, w,
+                          features.device)
         stages = self.decoder.stages
         cls = None
         for i, stage in enumerate(stages):
             cls, masks, _, kernels = stage(
                 features, kernels, masks, classifier if i == len(stages) - 1 else None, 0
             )
-        masks, iou, _ = self.prompt_adapter(features, kernels)
+            if phi is not None:
+                masks = masks + pp.bias(i, kernels, phi)
+        masks, iou, kernels = self.prompt_adapter(features, kernels)
+        if phi is not None:
+            masks = masks + pp.bias(len(pp.weights) - 1, kernels, phi)
         return masks, iou[..., 0], cls / self.decoder.temperature
 
 
@@ -412,11 +424,6 @@ def export_onnx(
         )
     if model.config is None:
         raise ValueError("the model has no config attached; build it with rapsam.build_model")
-    if getattr(model, "prompt_prior", None) is not None:
-        raise ValueError(
-            "this model uses the experimental click-distance prompt prior (decoder.prompt_prior), which the "
-            "ONNX graphs do not implement yet; export a model trained without it, or run it with PyTorch"
-        )
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(
             f"opset {opset} is too old: the neck's DeformConv needs opset >= {MIN_OPSET}"

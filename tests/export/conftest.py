@@ -90,6 +90,41 @@ def tiny_export(tiny_model, tmp_path_factory, _demo_export_process):
 
 
 @pytest.fixture(scope="session")
+def tiny_prior_model(tiny_model):
+    """``tiny_model`` plus the experimental click-distance prompt prior with random non-zero weights,
+    so that the prior changes the outputs the prompt graph must reproduce."""
+    import dataclasses
+
+    import rapsam
+    from rapsam.models import _build
+
+    cfg = tiny_model.config
+    dec = dataclasses.replace(cfg.decoder, prompt_prior=True)
+    model = _build(dataclasses.replace(cfg, decoder=dec))
+    model.load_state_dict(tiny_model.state_dict(), strict=False)
+    g = torch.Generator().manual_seed(5)  # tiny_model's vocabulary
+    emb = torch.nn.functional.normalize(torch.randn(7, 2, model.classifier.embed_dim, generator=g), dim=-1)
+    model.set_vocabulary(emb, tiny_model.class_names, tiny_model.thing_flags)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for lin in model.prompt_prior.weights:
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.05)
+            lin.bias.copy_(torch.rand(lin.bias.shape, generator=g) * 4)
+    assert isinstance(model, rapsam.RapSam)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_prior_ort(tiny_prior_model, tmp_path_factory):
+    from rapsam.export import export_onnx
+    from rapsam.runtime import OnnxRapSam
+
+    out = tmp_path_factory.mktemp("tiny_prior_onnx") / "export"
+    export_onnx(tiny_prior_model, out, source="random:rapsam_tiny+prompt_prior", optimize=False)
+    return OnnxRapSam(out, num_threads=1)
+
+
+@pytest.fixture(scope="session")
 def demo_ort(demo_export):
     from rapsam.runtime import OnnxRapSam
 

@@ -1,6 +1,7 @@
 """onnxruntime vs eager torch, graph by graph, through the public APIs (``RapSam`` / ``OnnxRapSam``).
 
-Every graph, for ``rapsam_tiny`` with random weights and for the trained demo model, at two image
+Every graph, for ``rapsam_tiny`` with random weights (also with the experimental prompt prior, see
+``tiny_prior_model``) and for the trained demo model, at two image
 sizes (dynamic H, W) and with 1 and 5 prompts (dynamic N; clicks per prompt K and the vocabulary size
 are dynamic too): max abs error <= 1e-3.
 """
@@ -18,7 +19,7 @@ from rapsam.runtime.onnx_spec import GRAPH_IO, GRAPHS, SIDECAR
 
 TOL = 1e-3
 SIZES = [(64, 96), (128, 128)]
-MODELS = ["tiny", "demo"]
+MODELS = ["tiny", "tiny_prior", "demo"]
 
 
 def max_err(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -87,10 +87,3 @@ def test_prior_moves_masks_towards_the_click_and_spares_carried_kernels():
     assert float(diff[1, 11, 10]) > 40  # at the second prompt's click (40, 44)
     assert float(diff[1, 0, 15]) < 1  # far from it
     assert torch.equal(out.prompt_outputs[0].mask_logits[0, 2], base.prompt_outputs[0].mask_logits[0, 2])
-
-
-def test_onnx_export_refuses_a_model_with_the_prior(tmp_path):
-    from rapsam.export.onnx import export_onnx
-
-    with pytest.raises(ValueError, match="prompt prior"):
-        export_onnx(tiny(True), tmp_path)
