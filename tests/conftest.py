@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -91,9 +92,13 @@ DEMO_MODEL = ROOT / "rapsam" / "assets" / "demo_model.safetensors"
 
 @pytest.fixture(scope="session")
 def demo_model():
-    """The bundled demo model (trained by `rapsam train --config synthetic_tiny`)."""
+    """The bundled demo model, or the candidate weights file in ``RAPSAM_DEMO_CANDIDATE`` (a maintainer
+    runs the demo-model tests, e.g. tests/predictor/test_video_quality.py, on a new model before bundling it)."""
     import rapsam
 
+    candidate = os.environ.get("RAPSAM_DEMO_CANDIDATE")
+    if candidate:
+        return rapsam.build_model(weights=candidate)
     if not DEMO_MODEL.exists():
         pytest.fail(f"the bundled demo model is missing: {DEMO_MODEL}")
     return rapsam.build_model(weights="demo")

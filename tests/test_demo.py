@@ -65,7 +65,17 @@ def test_vocabulary_swap_renames_reorders_and_synonyms(demo_model):
     pred.set_vocabulary(syn)
     with_syn = pred(img)
     assert {s.name for s in with_syn.segments} == found
-    assert np.array_equal(with_syn.seg_ids.numpy() > 0, base.seg_ids.numpy() > 0)
+    # the same objects: a synonym changes the class's score (the paste order and overlap filter may move a
+    # few boundary pixels), not what is found
+    covered, covered_syn = base.seg_ids.numpy() > 0, with_syn.seg_ids.numpy() > 0
+    assert (covered != covered_syn).mean() < 0.02
+
+    def region(res, name):
+        ids = [s.id for s in res.segments if s.name == name]
+        return np.isin(res.seg_ids.numpy(), ids)
+
+    a, b = region(base, target), region(with_syn, target)
+    assert (a & b).sum() / (a | b).sum() >= 0.9
     # dropping a class removes its segments
     pred.set_vocabulary([n for n in names if n != target])
     assert target not in {s.name for s in pred(img).segments}

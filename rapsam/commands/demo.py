@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run panoptic, interactive and video segmentation on bundled samples")
     p.add_argument("--out", default="rapsam_demo", help="output folder (default rapsam_demo)")
     p.add_argument("--seed", type=int, default=7, help="seed of the generated scenes and video")
-    p.add_argument("--size", type=int, default=128, help="side of the generated scenes (pixels; the demo model was trained at 128)")
+    p.add_argument("--size", type=int, default=192, help="side of the generated scenes (pixels; the demo model was trained at 192)")
     p.add_argument("--frames", type=int, default=24, help="frames of the generated video")
     add_model_args(p)
     p.set_defaults(func=run)
