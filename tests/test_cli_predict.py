@@ -94,3 +94,12 @@ def test_bad_sources(official_r18_files, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["predict", str(empty), "--task", "depth"])
     assert e.value.code == 2
+
+
+def test_weights_demo_names_the_bundled_model(images, tmp_path, capsys):
+    """``--weights demo`` is the bundled model (as in ``build_model`` and ``rapsam export onnx``), without the
+    notice printed when no weights are given at all."""
+    out = tmp_path / "out"
+    assert main(["predict", str(images / "img0.png"), "--task", "panoptic", "--weights", "demo", "--out", str(out)]) == 0
+    assert "using the small demo model" not in capsys.readouterr().err
+    assert any(out.rglob("*.png"))

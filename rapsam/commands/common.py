@@ -36,8 +36,9 @@ def load_model(args: argparse.Namespace):
 
         if not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for but CUDA is not available here; use --device cpu")
-    if weights is None:
-        print(DEMO_NOTICE, file=sys.stderr)
+    if weights is None or str(weights) == "demo":  # "demo" names the bundled model, as in build_model
+        if weights is None:
+            print(DEMO_NOTICE, file=sys.stderr)
         model = build_model(weights="demo", device=device)
     else:
         if not Path(weights).exists():

@@ -125,14 +125,14 @@ def test_bad_inputs(official_r18_model, tmp_path):
 
 
 def test_keep_threshold_comes_from_the_model_config(demo_model):
-    """The panoptic keep threshold defaults to the model's own (the demo model stores 0.5; official 0.8)."""
+    """The panoptic keep threshold defaults to the model's own (the demo model stores 0.4; official 0.8)."""
     import rapsam
     from rapsam.data import synth
     from rapsam.predictor import VideoPredictor
 
-    assert demo_model.config.object_mask_thr == 0.5
-    assert PanopticPredictor(demo_model).object_mask_thr == 0.5
-    assert VideoPredictor(demo_model).object_mask_thr == 0.5
+    assert demo_model.config.object_mask_thr == 0.4
+    assert PanopticPredictor(demo_model).object_mask_thr == 0.4
+    assert VideoPredictor(demo_model).object_mask_thr == 0.4
     assert PanopticPredictor(demo_model, object_mask_thr=0.8).object_mask_thr == 0.8
     assert PanopticPredictor(rapsam.build_model("rapsam_tiny")).object_mask_thr == 0.8
     with pytest.raises(ValueError, match="object_mask_thr must be in"):
