@@ -63,4 +63,4 @@ class PromptPrior(nn.Module):
     def bias(self, index: int, kernels: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         """kernels (B, P, C), phi (B, P, K, h, w) -> (B, P, h, w)."""
         a = self.weights[index](kernels)  # (B, P, K)
-        return torch.einsum("bpk,bpkhw->bphw", a, phi)
+        return torch.einsum("bpk,bpkhw->bphw", a, phi.to(a.dtype))  # float32 maps, bf16/fp16 queries

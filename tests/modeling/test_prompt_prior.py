@@ -87,3 +87,11 @@ def test_prior_moves_masks_towards_the_click_and_spares_carried_kernels():
     assert float(diff[1, 11, 10]) > 40  # at the second prompt's click (40, 44)
     assert float(diff[1, 0, 15]) < 1  # far from it
     assert torch.equal(out.prompt_outputs[0].mask_logits[0, 2], base.prompt_outputs[0].mask_logits[0, 2])
+
+
+def test_bias_follows_the_query_dtype():
+    """The maps are float32; a half-precision model's queries give a half-precision bias (no dtype error)."""
+    pp = PromptPrior(8, 1).to(torch.bfloat16)
+    phi = pp.maps(torch.tensor([[[[3.0, 5.0]]]]), torch.tensor([[[1]]]), None, 1, 1, 4, 4, "cpu")
+    out = pp.bias(0, torch.randn(1, 1, 8, dtype=torch.bfloat16), phi)
+    assert out.dtype == torch.bfloat16 and out.shape == (1, 1, 4, 4)
