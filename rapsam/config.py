@@ -52,6 +52,8 @@ class DecoderConfig:
         prompt_features: add the features of F under each click / box centre to its prompt query
             (content-based prompts, the official code's "FIXME ... pool content features as label
             embedding"); off for the official model, on for rapsam_tiny.
+        prompt_prior: experimental click-distance prior on prompt masks (``rapsam.modeling.prompt_prior``);
+            off for the official model, on for the demo model.
     """
 
     num_queries: int = 100

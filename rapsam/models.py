@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from .modeling.prompt_prior import PromptPrior
 from .config import BackboneConfig, DecoderConfig, ModelConfig, NeckConfig, from_dict
 from .modeling.adapters import ObjectAdapter, PromptAdapter
 from .modeling.backbones.base import Backbone
@@ -29,6 +28,7 @@ from .modeling.classifier import TextClassifier
 from .modeling.decoder import Decoder
 from .modeling.neck import RapSamNeck
 from .modeling.prompt_encoder import PromptEncoder
+from .modeling.prompt_prior import PromptPrior
 from .modeling.rapsam import RapSam
 from .weights import (
     CheckpointError,

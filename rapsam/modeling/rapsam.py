@@ -254,6 +254,8 @@ class RapSam(nn.Module):
 
             def hook(i: int, k: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
                 extra = self.prompt_prior.bias(i, k[:, n_obj:], phi)
+                if not n_obj:  # prompts only (every click of the interactive predictor): no concatenation
+                    return m + extra
                 return torch.cat([m[:, :n_obj], m[:, n_obj:] + extra], 1)
 
         stages, masks, kernels = self.decoder(feats, kernels, self.classifier if use_cls else None, n_obj, hook)

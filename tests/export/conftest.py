@@ -95,13 +95,13 @@ def tiny_prior_model(tiny_model):
     so that the prior changes the outputs the prompt graph must reproduce."""
     import dataclasses
 
-    import rapsam
     from rapsam.models import _build
 
     cfg = tiny_model.config
     dec = dataclasses.replace(cfg.decoder, prompt_prior=True)
     model = _build(dataclasses.replace(cfg, decoder=dec))
-    model.load_state_dict(tiny_model.state_dict(), strict=False)
+    res = model.load_state_dict(tiny_model.state_dict(), strict=False)
+    assert not res.unexpected_keys and all(k.startswith("prompt_prior.") for k in res.missing_keys), res
     g = torch.Generator().manual_seed(5)  # tiny_model's vocabulary
     emb = torch.nn.functional.normalize(torch.randn(7, 2, model.classifier.embed_dim, generator=g), dim=-1)
     model.set_vocabulary(emb, tiny_model.class_names, tiny_model.thing_flags)
@@ -110,7 +110,6 @@ def tiny_prior_model(tiny_model):
         for lin in model.prompt_prior.weights:
             lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.05)
             lin.bias.copy_(torch.rand(lin.bias.shape, generator=g) * 4)
-    assert isinstance(model, rapsam.RapSam)
     return model.eval()
 
 
