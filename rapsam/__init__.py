@@ -3,7 +3,7 @@
 Re-exports only; see README for the API.
 """
 
-from .config import BackboneConfig, DecoderConfig, ModelConfig, NeckConfig
+from .config import BackboneConfig, DecoderConfig, ModelConfig, NeckConfig, VideoConfig
 from .modeling.fuse import fuse_conv_bn, optimize_for_inference
 from .modeling.rapsam import Prompts, RapSam, RapSamOutput
 from .models import build_model, get_config, list_models, rapsam_r18, rapsam_r50, rapsam_seaformer, rapsam_stdc1
@@ -29,6 +29,7 @@ __all__ = [
     "Prompts",
     "RapSam",
     "RapSamOutput",
+    "VideoConfig",
     "build_model",
     "fuse_conv_bn",
     "get_config",

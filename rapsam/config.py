@@ -67,6 +67,30 @@ class DecoderConfig:
 
 
 @dataclass(frozen=True)
+class VideoConfig:
+    """Video inference defaults a model carries (``VideoPredictor`` reads them; its arguments override).
+
+    Attributes:
+        test_scale: (long side, short side) resize for video frames; None: the model's ``test_scale``.
+        largest_component: each tracked instance keeps its most confident connected region per frame
+            (``rapsam.predictor.postprocess.largest_component``); off in the official protocol.
+        track_nms_iou: official mode: a (query, class) track whose video-level mask IoU with a
+            better-scored track of the same class exceeds this is dropped as a duplicate; None: off
+            (the official protocol).
+    """
+
+    test_scale: tuple[int, int] | None = None
+    largest_component: bool = False
+    track_nms_iou: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.test_scale is not None and (len(self.test_scale) != 2 or min(self.test_scale) <= 0):
+            raise ValueError(f"video.test_scale must be (long, short) positive sizes or null, got {self.test_scale}")
+        if self.track_nms_iou is not None and not 0.0 <= self.track_nms_iou <= 1.0:
+            raise ValueError(f"video.track_nms_iou must lie in [0, 1] or be null, got {self.track_nms_iou}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """A full RAP-SAM variant.
 
@@ -78,6 +102,7 @@ class ModelConfig:
         test_scale: (long side, short side) the image is resized to fit at test time (1333, 800).
         object_mask_thr: panoptic post-processing keeps a query whose class score exceeds this (official
             0.8; a model trained with other calibration stores its own, chosen on training images).
+        video: video inference defaults (:class:`VideoConfig`; the official protocol by default).
     """
 
     name: str = "rapsam_r50"
@@ -89,6 +114,7 @@ class ModelConfig:
     size_divisor: int = 32
     test_scale: tuple[int, int] = (1333, 800)
     object_mask_thr: float = 0.8
+    video: VideoConfig = field(default_factory=VideoConfig)
 
 
 def to_dict(cfg: Any) -> dict:

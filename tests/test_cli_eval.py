@@ -493,3 +493,24 @@ def test_resolve_video_and_ade_layouts(tmp_path):
                                            ade / "annotations/validation")
     with pytest.raises(ValueError, match="needs a JSON annotation file"):
         resolve_data("panoptic", str(ade / "objectInfo150.txt"))
+
+
+def test_model_vis_with_video_post_processing_flags(official_r18_files, synth, tmp_path, capsys, monkeypatch):
+    from rapsam.predictor.video import VideoPredictor
+
+    made = []
+    real_init = VideoPredictor.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append((self.largest_component, self.track_nms_iou))
+
+    monkeypatch.setattr(VideoPredictor, "__init__", spy)
+    data = ["--task", "vis", "--data", str(synth.root)]
+    assert _eval(*data, *_model_args(official_r18_files, tmp_path / "a")) == 0
+    assert _eval(*data, "--largest-component", "--track-nms-iou", "0.3", *_model_args(official_r18_files, tmp_path / "b")) == 0
+    assert _eval(*data, "--no-largest-component", "--track-nms-iou", "off", *_model_args(official_r18_files, tmp_path / "c")) == 0
+    assert made == [(False, None), (True, 0.3), (False, None)]  # official weights: off unless asked
+    assert _metrics(tmp_path / "b")["videos"] == 1
+    assert _eval(*data, "--track-nms-iou", "5", *_model_args(official_r18_files, tmp_path / "bad")) == 1
+    assert "--track-nms-iou must be a number in [0, 1] or 'off'" in capsys.readouterr().err

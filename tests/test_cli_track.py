@@ -100,6 +100,28 @@ def test_official_mode_on_a_folder(official_r18_files, folder, tmp_path, capsys)
     assert not (tmp_path / "overlay.mp4").exists() and not (tmp_path / "panoptic").exists()
 
 
+def test_official_mode_video_post_processing_flags(official_r18_files, folder, tmp_path):
+    from pycocotools import mask as mask_utils
+    from scipy import ndimage
+
+    plain, tuned = tmp_path / "plain", tmp_path / "tuned"
+    base = ["track", str(folder), "--mode", "official", "--no-video", "--no-panoptic"]
+    assert main([*base, *_args(official_r18_files, plain)]) == 0
+    assert main([*base, "--largest-component", "--track-nms-iou", "0.3", *_args(official_r18_files, tuned)]) == 0
+    a = json.loads((plain / "results.json").read_text())
+    b = json.loads((tuned / "results.json").read_text())
+    assert 0 < len(b) < len(a)  # the random network repeats masks: duplicates go
+    fragmented = 0
+    for recs, one_region in ((a, False), (b, True)):
+        for r in recs:
+            for seg in r["segmentations"]:
+                m = mask_utils.decode({"size": seg["size"], "counts": seg["counts"].encode()})
+                n = ndimage.label(m, ndimage.generate_binary_structure(2, 2))[1]
+                assert n <= 1 or not one_region
+                fragmented += n > 1
+    assert fragmented > 0  # without the option some official masks have several regions
+
+
 def test_prompted_tracking(official_r18_files, video, tmp_path, capsys):
     args = ["track", str(video), "--prompt", "0,10,15", "--box", "1,30,25,60,45", "--prompt", "2,12,16,1,1",
             "--prompt", "2,40,40,0,1", *_args(official_r18_files, tmp_path)]
@@ -120,6 +142,8 @@ def test_prompted_tracking(official_r18_files, video, tmp_path, capsys):
         (["--prompt", "0,5,5,0"], "negative click needs an object"),
         (["--box", "0,20,20,10,30"], "x1 > x0"),
         (["--window", "0"], "--window"),
+        (["--track-nms-iou", "2"], "--track-nms-iou must be a number in [0, 1] or 'off'"),
+        (["--track-nms-iou", "high"], "--track-nms-iou must be a number in [0, 1] or 'off'"),
     ],
 )
 def test_bad_arguments_exit_nonzero(official_r18_files, video, tmp_path, capsys, extra, msg):

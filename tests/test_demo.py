@@ -19,6 +19,19 @@ def test_demo_model_is_small_and_self_describing(demo_model):
     assert demo_model.text_encoder == "minilm"
 
 
+def test_bundled_model_config_is_the_committed_training_config():
+    from rapsam.commands.train import load_train_config
+    from rapsam.config import to_dict
+    from rapsam.weights import read_rapsam
+
+    header, _ = read_rapsam(DEMO_MODEL)
+    cfg = load_train_config("synthetic_tiny_hires_30min_prior")
+    # `rapsam train --config synthetic_tiny_hires_30min_prior` writes exactly this model config, video
+    # post-processing included (README, "The bundled demo model")
+    assert header["config"] == to_dict(cfg.model) and header["train_config"] == to_dict(cfg)
+    assert cfg.model.video.largest_component and cfg.model.video.track_nms_iou == 0.7
+
+
 def test_demo_command_writes_everything(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0

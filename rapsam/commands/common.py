@@ -50,6 +50,35 @@ def load_model(args: argparse.Namespace):
     return model
 
 
+def add_video_postprocess_args(p: argparse.ArgumentParser) -> None:
+    """``--largest-component`` / ``--track-nms-iou``: the video post-processing options (default: the model's)."""
+    p.add_argument("--largest-component", action=argparse.BooleanOptionalAction, default=None,
+                   help="tracked instances keep their most confident connected region per frame "
+                        "(default: the model's setting; on for the demo model, off for official weights)")
+    p.add_argument("--track-nms-iou", default="model", metavar="IOU|off",
+                   help="official mode: drop a track whose video mask IoU with a better one of the same class "
+                        "exceeds IOU (default: the model's setting; 0.7 for the demo model, off for official weights)")
+
+
+def video_postprocess_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``VideoPredictor`` keyword arguments of :func:`add_video_postprocess_args`'s flags."""
+    kw: dict[str, Any] = {}
+    if getattr(args, "largest_component", None) is not None:
+        kw["largest_component"] = args.largest_component
+    nms = str(getattr(args, "track_nms_iou", "model"))
+    if nms.lower() in ("off", "none"):
+        kw["track_nms_iou"] = None
+    elif nms != "model":
+        try:
+            val = float(nms)
+        except ValueError:
+            raise ValueError(f"--track-nms-iou must be a number in [0, 1] or 'off', got '{nms}'") from None
+        if not 0.0 <= val <= 1.0:
+            raise ValueError(f"--track-nms-iou must be a number in [0, 1] or 'off', got '{nms}'")
+        kw["track_nms_iou"] = val
+    return kw
+
+
 def parse_floats(text: str, n_min: int, n_max: int, what: str) -> list[float]:
     try:
         vals = [float(v) for v in text.split(",")]

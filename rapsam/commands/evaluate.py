@@ -41,7 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import add_model_args, load_model, parse_floats
+from .common import (
+    add_model_args,
+    add_video_postprocess_args,
+    load_model,
+    parse_floats,
+    video_postprocess_kwargs,
+)
 
 TASKS = ("panoptic", "instance", "semantic", "interactive", "vis", "vps")
 SPLITS = ("train", "val")
@@ -134,6 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="panoptic --predictions: worker processes (default 0)",
     )
     p.add_argument("--no-per-class", action="store_true", help="print only the summary table")
+    add_video_postprocess_args(p)
     add_model_args(p)
     p.set_defaults(func=run)
 
@@ -498,7 +505,8 @@ def _run_model(
         return runner.run_semantic(model, _semantic_gt(spec, True), **kw)
     if task == "vis":
         return runner.run_vis(
-            model, spec.ann, _need(spec.images, "frame", "--video-dir", spec), mode=args.mode, **kw
+            model, spec.ann, _need(spec.images, "frame", "--video-dir", spec), mode=args.mode,
+            video_options=video_postprocess_kwargs(args), **kw
         )
     images = _need(spec.images, "image" if task != "vps" else "frame", "--images", spec)
     if task == "instance":

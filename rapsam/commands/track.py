@@ -26,7 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import add_model_args, load_model, parse_floats
+from .common import (
+    add_model_args,
+    add_video_postprocess_args,
+    load_model,
+    parse_floats,
+    video_postprocess_kwargs,
+)
 
 ON_SIZE_CHANGE = ("error", "resize", "skip")
 
@@ -52,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-id", default="1", help="video_id written in results.json (default 1)")
     p.add_argument("--no-video", action="store_true", help="do not write overlay.mp4")
     p.add_argument("--no-panoptic", action="store_true", help="do not write the panoptic PNGs")
+    add_video_postprocess_args(p)
     add_model_args(p)
     p.set_defaults(func=run)
 
@@ -129,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = load_model(args)
         kw = {} if scale == "model" else {"image_scale": scale}
-        vp = VideoPredictor(model, mode=args.mode, window=args.window, **kw)
+        vp = VideoPredictor(model, mode=args.mode, window=args.window, **kw, **video_postprocess_kwargs(args))
         if args.classes:
             vp.set_vocabulary(args.classes)
     except BaseException:

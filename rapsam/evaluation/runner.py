@@ -1396,6 +1396,7 @@ def run_vis(
     mode: str = "official",
     progress: bool = False,
     out_dir: str | os.PathLike | None = None,
+    video_options: dict[str, Any] | None = None,
 ) -> EvalRun:
     """YouTube-VIS AP of ``model`` with ``VideoPredictor.track``.
 
@@ -1406,6 +1407,8 @@ def run_vis(
         ann_file: YouTube-VIS JSON; ``video_dir``: the frame folder ``file_names`` are relative to.
         mode: ``"official"`` (clips + video-level scores, the RAP-SAM protocol) or ``"online"``.
         out_dir: Write ``results.json`` (YouTube-VIS results) here.
+        video_options: further ``VideoPredictor`` arguments (e.g. ``largest_component``, ``track_nms_iou``;
+            default: the model config's ``video`` settings).
         Other arguments as :func:`run_panoptic`.
     """
     from ..predictor.video import VideoPredictor, YouTubeVISWriter
@@ -1416,7 +1419,7 @@ def run_vis(
     cats = gt["categories"]
     cmap = match_categories(model.class_names, cats)
     notes = _mapping_notes(model, cmap, cats)
-    vp = VideoPredictor(model, mode=mode, **_image_scale_kw(image_scale))
+    vp = VideoPredictor(model, mode=mode, **_image_scale_kw(image_scale), **(video_options or {}))
     cat_list = [cmap.get(k, -1) for k in range(len(model.class_names))]
     results: list[dict[str, Any]] = []
     for v in _progress(gt["videos"], progress, "vis", unit="video"):

@@ -36,10 +36,15 @@ class BasePredictor:
         self.model = model.eval()
         cfg = getattr(model, "config", None)
         if image_scale == "model":
-            image_scale = tuple(cfg.test_scale) if cfg is not None else (1333, 800)
+            image_scale = self._model_scale(cfg)
         if image_scale is not None and (len(image_scale) != 2 or min(image_scale) <= 0):
             raise ValueError(f"image_scale must be (long, short) positive sizes or None, got {image_scale}")
         self.image_scale = image_scale
+
+    @staticmethod
+    def _model_scale(cfg: Any) -> tuple[int, int]:
+        """The resize ``image_scale="model"`` means: the config's ``test_scale``."""
+        return tuple(cfg.test_scale) if cfg is not None else (1333, 800)
 
     @property
     def device(self) -> torch.device:
@@ -56,8 +61,11 @@ class BasePredictor:
 
     def prepare(self, rgb: np.ndarray) -> PreparedImage:
         """(H, W, 3) uint8 RGB -> normalised, resized, padded batch of one on the model's device."""
+        return self._prepare_at(rgb, self.image_scale)
+
+    def _prepare_at(self, rgb: np.ndarray, image_scale: tuple[int, int] | None) -> PreparedImage:
         return prepare_image(
-            rgb, self.image_scale, self.model.pixel_mean.flatten(), self.model.pixel_std.flatten(),
+            rgb, image_scale, self.model.pixel_mean.flatten(), self.model.pixel_std.flatten(),
             self.model.size_divisor, self.device,
         )
 

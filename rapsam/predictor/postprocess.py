@@ -550,3 +550,41 @@ def instance_scores(mask_logits: torch.Tensor, class_scores: torch.Tensor) -> tu
 def semantic_scores(mask_cls: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
     """(Q, K+1), (Q, h, w) -> (K, h, w) = sum_q softmax[q, :K] * sigmoid(mask_q) (mmdet semantic_inference)."""
     return torch.einsum("qk,qhw->khw", mask_cls.softmax(-1)[:, :-1], mask_logits.sigmoid())
+
+
+def largest_component(mask_logits: torch.Tensor, fill: float = -10.0) -> torch.Tensor:
+    """Keep each mask's most confident connected region: (N, H, W) logits -> (N, H, W) logits.
+
+    A mask (logit > 0) made of several 8-connected regions keeps the region with the largest
+    sum of sigmoid; the logits of the other regions are clamped to at most ``fill``, so they leave
+    the binary mask and its mean-sigmoid score. A model that merges look-alike instances into one
+    query (one region per instance) then reports one of them. Rows with one region are unchanged.
+    Labelling runs on each mask's bounding box on the CPU (scipy), so the cost follows mask sizes.
+    """
+    from scipy import ndimage
+
+    if mask_logits.dim() != 3:
+        raise ValueError(f"mask_logits must be (N, H, W), got {tuple(mask_logits.shape)}")
+    positive = (mask_logits > 0).cpu().numpy()
+    drop = torch.zeros(mask_logits.shape, dtype=torch.bool)
+    structure = ndimage.generate_binary_structure(2, 2)
+    rows = positive.any(2)  # (N, H)
+    cols = positive.any(1)  # (N, W)
+    prob = None
+    for i in range(len(positive)):
+        ys, xs = rows[i].nonzero()[0], cols[i].nonzero()[0]
+        if not len(ys):
+            continue
+        y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+        labels, n = ndimage.label(positive[i, y0:y1, x0:x1], structure)
+        if n < 2:
+            continue
+        if prob is None:
+            prob = mask_logits.detach().float().sigmoid().cpu().numpy()
+        mass = ndimage.sum_labels(prob[i, y0:y1, x0:x1], labels, range(1, n + 1))
+        keep = int(mass.argmax()) + 1
+        drop[i, y0:y1, x0:x1] = torch.from_numpy((labels > 0) & (labels != keep))
+    if not drop.any():
+        return mask_logits
+    drop = drop.to(mask_logits.device)
+    return torch.where(drop, mask_logits.clamp(max=fill), mask_logits)

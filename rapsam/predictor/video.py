@@ -76,11 +76,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import VideoConfig
 from ..modeling.rapsam import Prompts, RapSam, RapSamOutput
 from ..structures import InstanceResult, PanopticResult, Segment, masks_to_boxes
 from .base import BasePredictor
 from .interactive import parse_prompts
-from .postprocess import instance_scores, instance_topk, panoptic_keep, panoptic_postprocess, segment_stats
+from .postprocess import (
+    instance_scores,
+    instance_topk,
+    largest_component,
+    panoptic_keep,
+    panoptic_postprocess,
+    segment_stats,
+)
 from .tracking import (
     TrackerConfig,
     TrackManager,
@@ -206,6 +214,10 @@ class _ClipStore:
         np.save(path, arr)
         self._files[key] = path
 
+    def get(self, key: Any) -> np.ndarray:
+        """The array under ``key`` (kept in the store)."""
+        return self._ram[key] if key in self._ram else np.load(self._files[key])
+
     def pop(self, key: Any) -> np.ndarray:
         if key in self._ram:
             arr = self._ram.pop(key)
@@ -243,8 +255,10 @@ class VideoPredictor(BasePredictor):
     Args:
         model: a ``RapSam`` (with a vocabulary for ``track``; prompted tracking works without).
         mode: default mode of ``track``: "online" (live video) or "official" (parity, YouTube-VIS).
-        image_scale: (long, short) test resize (default the model config's; the official YouTube-VIS
-            evaluation uses (1280, 736)); None keeps the frame size.
+        image_scale: (long, short) test resize; None keeps the frame size; "model" (default): for ``track``
+            the model config's ``video.test_scale``, else its ``test_scale`` (the official YouTube-VIS
+            evaluation uses (1280, 736)), and for prompted tracking its ``test_scale`` (the image
+            scale its prompts were trained at).
         window: online mode: frames decoded together (stacked along height), 1 = no latency.
         det_thr: online mode: instance score a query needs to be a detection.
         nms_iou: online mode: a detection whose stride-4 mask IoU with a better one exceeds this is
@@ -261,6 +275,12 @@ class VideoPredictor(BasePredictor):
         box_margin: prompted tracking: the re-prompt box is the last box enlarged by this fraction
             of its size on each side.
         non_overlap: prompted tracking: a pixel belongs to at most one object (highest logit).
+        largest_component: tracked instances keep their most confident connected region per frame
+            (``postprocess.largest_component``); None: the model config's ``video.largest_component``
+            (off for the official models).
+        track_nms_iou: official mode: drop a (query, class) track whose video-level stride-4 mask IoU
+            with a better-scored track of the same class exceeds this; None: off; "model" (default): the
+            model config's ``video.track_nms_iou`` (off for the official models).
         device: run on this device.
     """
 
@@ -286,9 +306,21 @@ class VideoPredictor(BasePredictor):
         prompt_sim_thr: float = 0.3,
         box_margin: float = 0.1,
         non_overlap: bool = True,
+        largest_component: bool | None = None,
+        track_nms_iou: float | None | str = "model",
         device: str | torch.device | None = None,
     ) -> None:
         super().__init__(model, image_scale=image_scale, device=device)
+        #: resize of prompted tracking (``init_state`` / ``propagate``)
+        self.prompt_scale = (BasePredictor._model_scale(getattr(self.model, "config", None))
+                             if image_scale == "model" else self.image_scale)
+        video_cfg = _video_config(self.model)
+        if largest_component is None:
+            largest_component = video_cfg.largest_component
+        if track_nms_iou == "model":
+            track_nms_iou = video_cfg.track_nms_iou
+        if track_nms_iou is not None and (isinstance(track_nms_iou, (str, bool)) or not 0.0 <= track_nms_iou <= 1.0):
+            raise ValueError(f"track_nms_iou must lie in [0, 1], be None (off) or 'model', got {track_nms_iou!r}")
         _check_choice("mode", mode, MODES)
         _check_choice("propagation", propagation, PROPAGATIONS)
         if not isinstance(window, int) or isinstance(window, bool) or window < 1:
@@ -320,12 +352,20 @@ class VideoPredictor(BasePredictor):
         self.prompt_sim_thr = prompt_sim_thr
         self.box_margin = box_margin
         self.non_overlap = non_overlap
+        self.largest_component = bool(largest_component)
+        self.track_nms_iou = None if track_nms_iou is None else float(track_nms_iou)
         #: Tracks started during the last ``track`` run (online) / ids used (official).
         self.num_tracks = 0
         #: The track manager of the current / last online run (its live tracks, ``retired`` count).
         self.tracker: TrackManager | None = None
 
     # ============================================================================= shared plumbing
+    @staticmethod
+    def _model_scale(cfg: Any) -> tuple[int, int]:
+        """``image_scale="model"``: the config's video test scale, else its image test scale."""
+        video_scale = getattr(getattr(cfg, "video", None), "test_scale", None)
+        return tuple(video_scale) if video_scale is not None else BasePredictor._model_scale(cfg)
+
     @staticmethod
     def _open(source: Any, on_size_change: str) -> Any:
         from ..io.video import FrameSource, open_frames
@@ -502,6 +542,8 @@ class VideoPredictor(BasePredictor):
                            tm: TrackManager, pr: PreparedImage) -> InstanceResult:
         """Stride-4 logits (N, h, w) of tracked queries -> ``InstanceResult`` at the frame size."""
         full = logits_to_original(logits, pr.pad_size, pr.img_size, pr.ori_size)  # (N, H, W)
+        if self.largest_component:
+            full = largest_component(full)
         cls_info = [self._track_class(tm, int(t)) for t in tids]
         labels = torch.tensor([c[0] for c in cls_info], dtype=torch.long)
         probs = torch.tensor([c[1] for c in cls_info], dtype=full.dtype, device=full.device)
@@ -626,6 +668,9 @@ class VideoPredictor(BasePredictor):
             aligned = c.embed[perm]
         cls = sum(c.cls[p] for c, p in zip(clips, perms)) / len(clips)  # video-level (Q, K+1)
         cls_scores, labels, queries = instance_topk(cls, self.model.thing_flags, self.max_per_image)
+        if self.track_nms_iou is not None:
+            kept = self._track_nms(perms, store, pr, cls_scores, labels, queries)
+            cls_scores, labels, queries = cls_scores[kept], labels[kept], queries[kept]
         track_ids = torch.arange(1, len(queries) + 1)
         self.num_tracks = len(queries)
         pair_id = {(int(q), int(lab)): int(t) for q, lab, t in zip(queries, labels, track_ids)}
@@ -639,7 +684,10 @@ class VideoPredictor(BasePredictor):
             for t, idx in enumerate(c.frame_indices):
                 s0 = time.perf_counter()
                 lt = logits[:, t].to(self.device)
-                full = logits_to_original(lt[uq.to(lt.device)], pr.pad_size, pr.img_size, pr.ori_size)[inv]
+                full = logits_to_original(lt[uq.to(lt.device)], pr.pad_size, pr.img_size, pr.ori_size)
+                if self.largest_component:
+                    full = largest_component(full)
+                full = full[inv]
                 masks, scores = instance_scores(full, cls_scores.to(full.device))
                 order = torch.argsort(scores.cpu(), descending=True, stable=True)
                 ins = InstanceResult(
@@ -655,6 +703,29 @@ class VideoPredictor(BasePredictor):
                          "postprocess": 1e3 * (time.perf_counter() - s0)}
                 ins.speed = speed
                 yield idx, FrameResult(idx, ins, pan, imgs[t] if imgs is not None else None, speed)
+
+    def _track_nms(self, perms: list[torch.Tensor], store: _ClipStore, pr: PreparedImage,
+                   scores: torch.Tensor, labels: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Indices of the (query, class) pairs that survive same-class NMS on video-level mask IoU.
+
+        IoUs come from the stride-4 masks (logit > 0, the unpadded part) summed over all frames.
+        """
+        uq, inv = torch.unique(queries, return_inverse=True)
+        hv, wv = math.ceil(pr.img_size[0] / 4), math.ceil(pr.img_size[1] / 4)
+        inter = torch.zeros(len(uq), len(uq), dtype=torch.float64)
+        for i, perm in enumerate(perms):
+            logits = torch.from_numpy(store.get(("logits", i)))[perm][uq]  # (U, T, h, w)
+            b = (logits[..., :hv, :wv] > 0).transpose(0, 1).flatten(2).float()  # (T, U, P)
+            inter += (b @ b.transpose(1, 2)).sum(0).double()
+        area = inter.diagonal()
+        iou = (inter / (area[:, None] + area[None] - inter).clamp(min=1)).numpy()
+        us, labs = inv.tolist(), labels.tolist()
+        kept: list[int] = []
+        for j in torch.argsort(scores.cpu(), descending=True, stable=True).tolist():
+            if not any(labs[k] == labs[j] and us[k] != us[j] and iou[us[j], us[k]] > self.track_nms_iou
+                       for k in kept):
+                kept.append(j)
+        return torch.tensor(sorted(kept), dtype=torch.long)
 
     # ============================================================================= prompted tracking
     def init_state(self, source: Any, *, on_size_change: str = "error") -> VideoState:
@@ -873,7 +944,7 @@ class VideoPredictor(BasePredictor):
     def _propagate_frame(self, state: VideoState, idx: int, rgb: np.ndarray, objs: dict[int, _ObjState],
                          keep: bool) -> FrameResult:
         t0 = time.perf_counter()
-        pr = self.prepare(rgb)
+        pr = self._prepare_at(rgb, self.prompt_scale)
         user = state.prompts.get(idx, {})
         carried = [o for o in state.obj_ids if o in objs and o not in user]
         use_kernel = self.propagation in ("both", "kernel")
@@ -997,6 +1068,12 @@ class VideoPredictor(BasePredictor):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def _video_config(model: Any) -> VideoConfig:
+    """The model config's video defaults (the official protocol when the model has none)."""
+    cfg = getattr(getattr(model, "config", None), "video", None)
+    return cfg if isinstance(cfg, VideoConfig) else VideoConfig()
+
+
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
