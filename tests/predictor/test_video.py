@@ -194,6 +194,9 @@ def test_clip_store_spills_to_disk():
     store.put("a", a)
     store.put("b", b)  # over budget -> file
     assert store.spilled
+    for _ in range(2):  # get leaves the array in the store (RAM or file)
+        np.testing.assert_array_equal(store.get("a"), a)
+        np.testing.assert_array_equal(store.get("b"), b)
     np.testing.assert_array_equal(store.pop("b"), b)
     np.testing.assert_array_equal(store.pop("a"), a)
     store.close()

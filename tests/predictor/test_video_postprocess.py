@@ -16,22 +16,11 @@ from scipy import ndimage
 from rapsam.config import ModelConfig, VideoConfig, from_dict, to_dict
 from rapsam.predictor.postprocess import largest_component
 from rapsam.predictor.video import VideoPredictor, _ClipStore
+from tests.predictor.test_video import moving_squares
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 EIGHT = ndimage.generate_binary_structure(2, 2)
-
-
-def moving_squares(n: int, h: int = 64, w: int = 64) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    bg = rng.integers(60, 120, (h, w, 3), dtype=np.uint8)
-    out = []
-    for t in range(n):
-        f = bg.copy()
-        f[10:26, 4 + 3 * t: 20 + 3 * t] = (230, 40, 40)
-        f[36:56, 40 - 2 * t: 58 - 2 * t] = (40, 40, 230)
-        out.append(f)
-    return out
 
 
 def with_video(model, **video):
@@ -133,18 +122,6 @@ def test_predictor_reads_the_model_video_config(model):
     for bad in (1.2, -0.1, "yes", True):
         with pytest.raises(ValueError, match="track_nms_iou"):
             VideoPredictor(m, track_nms_iou=bad)
-
-
-def test_clip_store_get_keeps_the_array():
-    store = _ClipStore(max_ram_bytes=50)
-    a, b = np.arange(5, dtype=np.float32), np.ones((10, 10), np.float32)
-    store.put("a", a)
-    store.put("b", b)  # spilled
-    for _ in range(2):
-        np.testing.assert_array_equal(store.get("a"), a)
-        np.testing.assert_array_equal(store.get("b"), b)
-    np.testing.assert_array_equal(store.pop("b"), b)
-    store.close()
 
 
 # ------------------------------------------------------------------------------------------ official mode
