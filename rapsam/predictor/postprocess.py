@@ -558,19 +558,20 @@ def largest_component(mask_logits: torch.Tensor, fill: float = -10.0) -> torch.T
     A mask (logit > 0) made of several 8-connected regions keeps the region with the largest
     sum of sigmoid; the logits of the other regions are clamped to at most ``fill``, so they leave
     the binary mask and its mean-sigmoid score. A model that merges look-alike instances into one
-    query (one region per instance) then reports one of them. Rows with one region are unchanged.
+    query (one region per instance) then reports one of them. Rows with one region are unchanged,
+    and the input is returned as it is when no row changes (else a changed copy).
     Labelling runs on each mask's bounding box on the CPU (scipy), so the cost follows mask sizes.
     """
+    import numpy as np
     from scipy import ndimage
 
     if mask_logits.dim() != 3:
         raise ValueError(f"mask_logits must be (N, H, W), got {tuple(mask_logits.shape)}")
     positive = (mask_logits > 0).cpu().numpy()
-    drop = torch.zeros(mask_logits.shape, dtype=torch.bool)
     structure = ndimage.generate_binary_structure(2, 2)
     rows = positive.any(2)  # (N, H)
     cols = positive.any(1)  # (N, W)
-    prob = None
+    out = None
     for i in range(len(positive)):
         ys, xs = rows[i].nonzero()[0], cols[i].nonzero()[0]
         if not len(ys):
@@ -579,12 +580,12 @@ def largest_component(mask_logits: torch.Tensor, fill: float = -10.0) -> torch.T
         labels, n = ndimage.label(positive[i, y0:y1, x0:x1], structure)
         if n < 2:
             continue
-        if prob is None:
-            prob = mask_logits.detach().float().sigmoid().cpu().numpy()
-        mass = ndimage.sum_labels(prob[i, y0:y1, x0:x1], labels, range(1, n + 1))
+        prob = mask_logits[i, y0:y1, x0:x1].detach().float().sigmoid().cpu().numpy()
+        mass = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=n + 1)[1:]
         keep = int(mass.argmax()) + 1
-        drop[i, y0:y1, x0:x1] = torch.from_numpy((labels > 0) & (labels != keep))
-    if not drop.any():
-        return mask_logits
-    drop = drop.to(mask_logits.device)
-    return torch.where(drop, mask_logits.clamp(max=fill), mask_logits)
+        drop = torch.from_numpy((labels > 0) & (labels != keep)).to(mask_logits.device)
+        if out is None:
+            out = mask_logits.clone()
+        region = out[i, y0:y1, x0:x1]
+        out[i, y0:y1, x0:x1] = torch.where(drop, region.clamp(max=fill), region)
+    return mask_logits if out is None else out
