@@ -317,6 +317,8 @@ class VideoPredictor(BasePredictor):
         video_cfg = _video_config(self.model)
         if largest_component is None:
             largest_component = video_cfg.largest_component
+        if not isinstance(largest_component, bool):
+            raise ValueError(f"largest_component must be True, False or None (the model's), got {largest_component!r}")
         if track_nms_iou == "model":
             track_nms_iou = video_cfg.track_nms_iou
         if track_nms_iou is not None and (isinstance(track_nms_iou, (str, bool)) or not 0.0 <= track_nms_iou <= 1.0):
@@ -352,7 +354,7 @@ class VideoPredictor(BasePredictor):
         self.prompt_sim_thr = prompt_sim_thr
         self.box_margin = box_margin
         self.non_overlap = non_overlap
-        self.largest_component = bool(largest_component)
+        self.largest_component = largest_component
         self.track_nms_iou = None if track_nms_iou is None else float(track_nms_iou)
         #: Tracks started during the last ``track`` run (online) / ids used (official).
         self.num_tracks = 0

@@ -122,6 +122,8 @@ def test_predictor_reads_the_model_video_config(model):
     for bad in (1.2, -0.1, "yes", True):
         with pytest.raises(ValueError, match="track_nms_iou"):
             VideoPredictor(m, track_nms_iou=bad)
+    with pytest.raises(ValueError, match="largest_component"):
+        VideoPredictor(m, largest_component="yes")
 
 
 # ------------------------------------------------------------------------------------------ official mode
