@@ -110,6 +110,25 @@ def test_official_models_keep_the_official_protocol(model):
     assert vp.largest_component is False and vp.track_nms_iou is None
 
 
+def test_automatic_and_prompted_tracking_run_at_their_own_scales(model, monkeypatch):
+    m = with_video(model, test_scale=(96, 64))
+    m.config = dataclasses.replace(m.config, test_scale=(48, 48))
+    vp = VideoPredictor(m, mode="online")
+    scales = []
+    real = vp._prepare_at
+    monkeypatch.setattr(vp, "_prepare_at", lambda rgb, scale: (scales.append(scale), real(rgb, scale))[1])
+    frames = moving_squares(2)
+    for _, res in vp.track(frames):
+        assert res.instances.image_size == (64, 64)
+    assert scales == [(96, 64)] * 2
+    scales.clear()
+    state = vp.init_state(frames)
+    vp.add_prompt(state, frame_idx=0, obj_id=1, points=[[12, 18]], labels=[1])
+    for _, res in vp.propagate(state):
+        assert res.instances.masks.shape[-2:] == (64, 64)
+    assert scales == [(48, 48)] * 2
+
+
 def test_predictor_reads_the_model_video_config(model):
     m = with_video(model, test_scale=(96, 64), largest_component=True, track_nms_iou=0.6)
     vp = VideoPredictor(m)
